@@ -1,0 +1,308 @@
+package verify
+
+import (
+	"crypto/sha256"
+	"encoding/hex"
+	"strconv"
+	"time"
+	"unicode/utf8"
+)
+
+// Field is one of the canonical fields of a normalised event's data.
+type Field uint8
+
+// The canonical fields, in the order they appear in a normalised event.
+const (
+	FieldMessageID Field = iota + 1
+	FieldConversationID
+	FieldContactID
+	FieldSessionID
+	FieldAccountID
+	FieldChannel
+	FieldDirection
+	FieldFrom
+	FieldTo
+	FieldStatus
+	FieldText
+	FieldErrorCode
+	FieldErrorMessage
+	FieldTemplateID
+	FieldTemplateName
+	FieldReason
+	lastField = FieldReason
+)
+
+// Slots for what the body says about the event itself. They are captured
+// like fields but are not part of the data.
+const (
+	slotID = lastField + 1 + iota
+	slotType
+	slotTime
+	numSlots
+)
+
+var fieldNames = [...]string{
+	FieldMessageID:      "message_id",
+	FieldConversationID: "conversation_id",
+	FieldContactID:      "contact_id",
+	FieldSessionID:      "session_id",
+	FieldAccountID:      "account_id",
+	FieldChannel:        "channel",
+	FieldDirection:      "direction",
+	FieldFrom:           "from",
+	FieldTo:             "to",
+	FieldStatus:         "status",
+	FieldText:           "text",
+	FieldErrorCode:      "error_code",
+	FieldErrorMessage:   "error_message",
+	FieldTemplateID:     "template_id",
+	FieldTemplateName:   "template_name",
+	FieldReason:         "reason",
+}
+
+// String returns the field's snake_case name in a normalised event.
+func (f Field) String() string {
+	if f >= FieldMessageID && f <= lastField {
+		return fieldNames[f]
+	}
+	return "field(" + strconv.Itoa(int(f)) + ")"
+}
+
+// Fields returns the canonical fields in their output order.
+func Fields() []Field {
+	fs := make([]Field, 0, lastField)
+	for f := FieldMessageID; f <= lastField; f++ {
+		fs = append(fs, f)
+	}
+	return fs
+}
+
+// The canonical event types. An event whose type is not one of these keeps
+// the provider's own name.
+var canonicalTypes = map[string]string{}
+
+func init() {
+	for _, t := range []string{
+		"message.received", "message.queued", "message.sent", "message.delivered",
+		"message.read", "message.failed", "contact.created", "contact.updated",
+		"conversation.updated", "campaign.completed", "template.approved",
+		"template.rejected", "template.updated", "media.uploaded",
+		"session.connected", "session.disconnected", "automation.triggered",
+	} {
+		canonicalTypes[t] = t
+	}
+}
+
+// IsCanonicalType reports whether t is one of the canonical event types.
+func IsCanonicalType(t string) bool {
+	_, ok := canonicalTypes[t]
+	return ok
+}
+
+// Event is a verified, normalised webhook event.
+type Event struct {
+	// Provider is the provider's name, the event's CloudEvents source.
+	Provider string
+	// ID is the stable event id: the provider's own where it sends one,
+	// otherwise derived from what does not change across retries (see the
+	// provider's file). Retries of one event carry the same ID.
+	ID string
+	// Type is the canonical type, or the provider's own name for events
+	// outside the canonical list.
+	Type string
+	// ProviderType is the provider's own name for the event.
+	ProviderType string
+	// Time is when the event happened, as the provider says; zero if unknown.
+	Time time.Time
+	// Window is the timestamp window the request was held to (the larger
+	// one where two applied), plus the future skew; zero if none applied.
+	Window time.Duration
+	// Body is the raw request body, not copied.
+	Body []byte
+
+	raw [numSlots][]byte // captured JSON tokens, referring into Body
+}
+
+// Field returns a canonical field's value as text, and whether the provider
+// gave it (as a string or a number).
+func (e *Event) Field(f Field) (string, bool) {
+	if f < FieldMessageID || f > lastField {
+		return "", false
+	}
+	return tokenString(e.raw[f])
+}
+
+// SetField sets a canonical field to a string value. It is for schemes
+// that carry a field outside the body, and for tests.
+func (e *Event) SetField(f Field, value string) {
+	if f >= FieldMessageID && f <= lastField {
+		e.raw[f] = appendJSONString(nil, value)
+	}
+}
+
+// usableID reports whether id can serve as an event id: present, bounded
+// and free of control characters, so it is safe in a header, a log line and
+// a store key.
+func usableID(id string) bool {
+	if id == "" || len(id) > MaxEventIDLen || !utf8.ValidString(id) {
+		return false
+	}
+	for i := 0; i < len(id); i++ {
+		if c := id[i]; c < 0x20 || c == 0x7f {
+			return false
+		}
+	}
+	return true
+}
+
+// bodyID derives an event id from the raw body, for providers that send
+// none: the first 128 bits of its SHA-256, in hex. Providers repeat the body
+// unchanged on retries, so retries share the id, while any two events that
+// differ in any byte get different ids: a derived id never merges two events.
+func bodyID(body []byte) string {
+	sum := sha256.Sum256(body)
+	return hex.EncodeToString(sum[:16])
+}
+
+// idFromToken sets ev.ID from a captured id token, or derives it from the
+// body when derive is true and the body has none.
+func (ev *Event) setID(derive bool) error {
+	if tok := ev.raw[slotID]; tok != nil && string(tok) != "null" {
+		id, ok := tokenString(tok)
+		if !ok || !usableID(id) {
+			return ErrMissingEventID
+		}
+		ev.ID = id
+		return nil
+	}
+	if !derive {
+		return ErrMissingEventID
+	}
+	ev.ID = bodyID(ev.Body)
+	return nil
+}
+
+// setType sets Type and ProviderType from the provider's own name, mapped
+// through the provider's renames and the canonical list.
+func (ev *Event) setType(providerType string, renames map[string]string) {
+	ev.ProviderType = providerType
+	if c, ok := renames[providerType]; ok {
+		ev.Type = c
+		return
+	}
+	if c, ok := canonicalTypes[providerType]; ok {
+		ev.Type = c
+		ev.ProviderType = c
+		return
+	}
+	ev.Type = providerType
+}
+
+// typeToken returns the captured type as text, "unknown" when absent.
+func (ev *Event) typeToken() string {
+	if t, ok := tokenString(ev.raw[slotType]); ok && t != "" {
+		if c, ok := canonicalTypes[t]; ok {
+			return c
+		}
+		return t
+	}
+	return "unknown"
+}
+
+// CloudEventContentType is the media type of AppendCloudEvent's output.
+const CloudEventContentType = "application/cloudevents+json"
+
+// AppendCloudEvent appends the event as a CloudEvents 1.0 structured-mode
+// JSON object to dst:
+//
+//	{"specversion":"1.0","id":...,"source":<provider>,"type":<canonical type>,
+//	 "time":<event time, RFC 3339>,"datacontenttype":"application/json",
+//	 "providerevent":<provider's event name>,
+//	 "data":{<canonical fields the provider gave>...,"payload":<raw body>}}
+//
+// "time" is left out when the event has none. The payload is the body byte
+// for byte.
+func (e *Event) AppendCloudEvent(dst []byte) []byte {
+	dst = append(dst, `{"specversion":"1.0","id":`...)
+	dst = appendJSONString(dst, e.ID)
+	dst = append(dst, `,"source":`...)
+	dst = appendJSONString(dst, e.Provider)
+	dst = append(dst, `,"type":`...)
+	dst = appendJSONString(dst, e.Type)
+	if !e.Time.IsZero() {
+		dst = append(dst, `,"time":"`...)
+		dst = e.Time.UTC().AppendFormat(dst, time.RFC3339Nano)
+		dst = append(dst, '"')
+	}
+	dst = append(dst, `,"datacontenttype":"application/json","providerevent":`...)
+	dst = appendJSONString(dst, e.ProviderType)
+	dst = append(dst, `,"data":{`...)
+	for f := FieldMessageID; f <= lastField; f++ {
+		tok := e.raw[f]
+		if len(tok) == 0 {
+			continue
+		}
+		switch c := tok[0]; {
+		case c == '"':
+			dst = append(dst, '"')
+			dst = append(dst, fieldNames[f]...)
+			dst = append(dst, `":`...)
+			dst = append(dst, tok...) // a validated JSON string, copied as is
+		case c == '-' || (c >= '0' && c <= '9'):
+			dst = append(dst, '"')
+			dst = append(dst, fieldNames[f]...)
+			dst = append(dst, `":"`...)
+			dst = append(dst, tok...) // numbers become strings: one type per field
+			dst = append(dst, '"')
+		default:
+			continue // null, booleans, objects and arrays stay in the payload only
+		}
+		dst = append(dst, ',')
+	}
+	dst = append(dst, `"payload":`...)
+	dst = append(dst, e.Body...)
+	return append(dst, "}}"...)
+}
+
+// appendJSONString appends s as a JSON string. Invalid UTF-8 becomes U+FFFD.
+func appendJSONString(dst []byte, s string) []byte {
+	const hexDigits = "0123456789abcdef"
+	dst = append(dst, '"')
+	start := 0
+	for i := 0; i < len(s); {
+		c := s[i]
+		if c >= 0x20 && c != '"' && c != '\\' && c < utf8.RuneSelf {
+			i++
+			continue
+		}
+		if c < utf8.RuneSelf {
+			dst = append(dst, s[start:i]...)
+			switch c {
+			case '"', '\\':
+				dst = append(dst, '\\', c)
+			case '\n':
+				dst = append(dst, '\\', 'n')
+			case '\r':
+				dst = append(dst, '\\', 'r')
+			case '\t':
+				dst = append(dst, '\\', 't')
+			default:
+				dst = append(dst, '\\', 'u', '0', '0', hexDigits[c>>4], hexDigits[c&0xf])
+			}
+			i++
+			start = i
+			continue
+		}
+		r, n := utf8.DecodeRuneInString(s[i:])
+		if r == utf8.RuneError && n == 1 {
+			dst = append(dst, s[start:i]...)
+			dst = append(dst, `\ufffd`...)
+			i++
+			start = i
+			continue
+		}
+		i += n
+	}
+	dst = append(dst, s[start:]...)
+	return append(dst, '"')
+}

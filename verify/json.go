@@ -1,0 +1,398 @@
+package verify
+
+import (
+	"encoding/binary"
+	"encoding/json"
+	"fmt"
+	"unicode/utf8"
+)
+
+// This file holds a strict JSON scanner (RFC 8259, UTF-8 only) that makes
+// one pass over the body, copies nothing and allocates nothing on the common
+// path. While it validates, it records the raw tokens of the members that a
+// provider's layout names: members of the top-level object, and members of the
+// top-level objects the layout calls containers ("data", "payload").
+//
+// encoding/json is not used on the body because it needs a validation pass
+// plus a decoding pass, allocates per field, and re-encodes raw messages when
+// marshalling, while the normalised event must carry the provider's bytes
+// unchanged. The scanner is fuzzed against encoding/json (FuzzScan).
+
+// maxDepth bounds nesting, as encoding/json does.
+const maxDepth = 10000
+
+// layout says which members of a body to capture, and into which slot.
+type layout struct {
+	top        map[string]Field // members of the top-level object
+	containers map[string]bool  // top-level members whose object members are captured too
+	nested     map[string]Field // members of those container objects
+}
+
+var (
+	errEmptyBody   = fmt.Errorf("%w: empty", ErrMalformedBody)
+	errNotObject   = fmt.Errorf("%w: not a JSON object", ErrMalformedBody)
+	errTooDeep     = fmt.Errorf("%w: nested too deeply", ErrMalformedBody)
+	errInvalidUTF8 = fmt.Errorf("%w: not UTF-8", ErrMalformedBody)
+	errUnexpectEOF = fmt.Errorf("%w: unexpected end of JSON", ErrMalformedBody)
+)
+
+type scanner struct {
+	b   []byte
+	i   int
+	lay *layout
+	raw *[numSlots][]byte
+}
+
+// scanBody validates that body is exactly one JSON object and captures the
+// members named by lay into raw. The first occurrence of a slot wins.
+func scanBody(body []byte, lay *layout, raw *[numSlots][]byte) error {
+	s := scanner{b: body, lay: lay, raw: raw}
+	s.ws()
+	if s.i == len(s.b) {
+		return errEmptyBody
+	}
+	if s.b[s.i] != '{' {
+		return errNotObject
+	}
+	if err := s.object(1, modeTop); err != nil {
+		return err
+	}
+	s.ws()
+	if s.i != len(s.b) {
+		return s.syntax("data after the top-level object")
+	}
+	return nil
+}
+
+// validJSON reports whether b is one valid UTF-8 JSON value of any kind.
+func validJSON(b []byte) bool {
+	s := scanner{b: b}
+	s.ws()
+	if s.value(1) != nil {
+		return false
+	}
+	s.ws()
+	return s.i == len(s.b)
+}
+
+const (
+	modeSkip = iota
+	modeTop
+	modeContainer
+)
+
+func (s *scanner) syntax(what string) error {
+	if s.i >= len(s.b) {
+		return errUnexpectEOF
+	}
+	return fmt.Errorf("%w: %s at offset %d", ErrMalformedBody, what, s.i)
+}
+
+func (s *scanner) ws() {
+	for s.i < len(s.b) {
+		switch s.b[s.i] {
+		case ' ', '\t', '\n', '\r':
+			s.i++
+		default:
+			return
+		}
+	}
+}
+
+func (s *scanner) value(depth int) error {
+	if s.i >= len(s.b) {
+		return errUnexpectEOF
+	}
+	switch c := s.b[s.i]; {
+	case c == '"':
+		return s.str()
+	case c == '{':
+		return s.object(depth, modeSkip)
+	case c == '[':
+		return s.array(depth)
+	case c == '-' || (c >= '0' && c <= '9'):
+		return s.number()
+	case c == 't':
+		return s.literal("true")
+	case c == 'f':
+		return s.literal("false")
+	case c == 'n':
+		return s.literal("null")
+	default:
+		return s.syntax("invalid character")
+	}
+}
+
+func (s *scanner) literal(lit string) error {
+	if len(s.b)-s.i < len(lit) || string(s.b[s.i:s.i+len(lit)]) != lit {
+		return s.syntax("invalid literal")
+	}
+	s.i += len(lit)
+	return nil
+}
+
+func (s *scanner) number() error {
+	b := s.b
+	if b[s.i] == '-' {
+		s.i++
+	}
+	switch {
+	case s.i < len(b) && b[s.i] == '0':
+		s.i++
+	case s.i < len(b) && b[s.i] >= '1' && b[s.i] <= '9':
+		s.digits()
+	default:
+		return s.syntax("invalid number")
+	}
+	if s.i < len(b) && b[s.i] == '.' {
+		s.i++
+		if !s.digits() {
+			return s.syntax("invalid number")
+		}
+	}
+	if s.i < len(b) && (b[s.i] == 'e' || b[s.i] == 'E') {
+		s.i++
+		if s.i < len(b) && (b[s.i] == '+' || b[s.i] == '-') {
+			s.i++
+		}
+		if !s.digits() {
+			return s.syntax("invalid number")
+		}
+	}
+	return nil
+}
+
+func (s *scanner) digits() bool {
+	start := s.i
+	for s.i < len(s.b) && s.b[s.i] >= '0' && s.b[s.i] <= '9' {
+		s.i++
+	}
+	return s.i > start
+}
+
+// SWAR constants: a word has a byte below 0x20, a quote, a backslash or a
+// byte with the high bit set when the matching expression is non-zero.
+const (
+	ones  = 0x0101010101010101
+	highs = 0x8080808080808080
+)
+
+func special(w uint64) uint64 {
+	ctl := (w - ones*0x20) & ^w
+	q := w ^ (ones * '"')
+	q = (q - ones) & ^q
+	bs := w ^ (ones * '\\')
+	bs = (bs - ones) & ^bs
+	return (ctl | q | bs | w) & highs
+}
+
+// str scans a string starting at its opening quote.
+func (s *scanner) str() error {
+	b := s.b
+	i := s.i + 1
+	for {
+		for i+8 <= len(b) && special(binary.LittleEndian.Uint64(b[i:])) == 0 {
+			i += 8
+		}
+		if i >= len(b) {
+			s.i = i
+			return errUnexpectEOF
+		}
+		switch c := b[i]; {
+		case c == '"':
+			s.i = i + 1
+			return nil
+		case c == '\\':
+			n, ok := escapeLen(b[i:])
+			if !ok {
+				s.i = i
+				return s.syntax("invalid escape")
+			}
+			i += n
+		case c < 0x20:
+			s.i = i
+			return s.syntax("control character in string")
+		case c < utf8.RuneSelf:
+			i++
+		default:
+			r, n := utf8.DecodeRune(b[i:])
+			if r == utf8.RuneError && n == 1 {
+				return errInvalidUTF8
+			}
+			i += n
+		}
+	}
+}
+
+func escapeLen(b []byte) (int, bool) {
+	if len(b) < 2 {
+		return 0, false
+	}
+	switch b[1] {
+	case '"', '\\', '/', 'b', 'f', 'n', 'r', 't':
+		return 2, true
+	case 'u':
+		if len(b) < 6 {
+			return 0, false
+		}
+		for _, c := range b[2:6] {
+			if !isHex(c) {
+				return 0, false
+			}
+		}
+		return 6, true
+	}
+	return 0, false
+}
+
+func isHex(c byte) bool {
+	return (c >= '0' && c <= '9') || (c >= 'a' && c <= 'f') || (c >= 'A' && c <= 'F')
+}
+
+func (s *scanner) array(depth int) error {
+	if depth > maxDepth {
+		return errTooDeep
+	}
+	s.i++ // '['
+	s.ws()
+	if s.i < len(s.b) && s.b[s.i] == ']' {
+		s.i++
+		return nil
+	}
+	for {
+		s.ws()
+		if err := s.value(depth + 1); err != nil {
+			return err
+		}
+		s.ws()
+		if s.i >= len(s.b) {
+			return errUnexpectEOF
+		}
+		switch s.b[s.i] {
+		case ',':
+			s.i++
+		case ']':
+			s.i++
+			return nil
+		default:
+			return s.syntax("expected ',' or ']'")
+		}
+	}
+}
+
+// object scans an object starting at its opening brace. In modeTop and
+// modeContainer it captures the members the layout names.
+func (s *scanner) object(depth, mode int) error {
+	if depth > maxDepth {
+		return errTooDeep
+	}
+	s.i++ // '{'
+	s.ws()
+	if s.i < len(s.b) && s.b[s.i] == '}' {
+		s.i++
+		return nil
+	}
+	for {
+		s.ws()
+		if s.i >= len(s.b) {
+			return errUnexpectEOF
+		}
+		if s.b[s.i] != '"' {
+			return s.syntax("expected a member name")
+		}
+		ks := s.i
+		if err := s.str(); err != nil {
+			return err
+		}
+		key := s.b[ks+1 : s.i-1]
+		s.ws()
+		if s.i >= len(s.b) || s.b[s.i] != ':' {
+			return s.syntax("expected ':'")
+		}
+		s.i++
+		s.ws()
+		vs := s.i
+		var err error
+		if mode == modeTop && s.i < len(s.b) && s.b[s.i] == '{' && s.lay.containers[keyString(key)] {
+			err = s.object(depth+1, modeContainer)
+		} else {
+			err = s.value(depth + 1)
+		}
+		if err != nil {
+			return err
+		}
+		switch mode {
+		case modeTop:
+			s.capture(s.lay.top, key, s.b[vs:s.i])
+		case modeContainer:
+			s.capture(s.lay.nested, key, s.b[vs:s.i])
+		}
+		s.ws()
+		if s.i >= len(s.b) {
+			return errUnexpectEOF
+		}
+		switch s.b[s.i] {
+		case ',':
+			s.i++
+		case '}':
+			s.i++
+			return nil
+		default:
+			return s.syntax("expected ',' or '}'")
+		}
+	}
+}
+
+func (s *scanner) capture(m map[string]Field, key, val []byte) {
+	if f, ok := m[keyString(key)]; ok && s.raw[f] == nil {
+		s.raw[f] = val
+	}
+}
+
+// keyString returns a member name for a map lookup. Names without escapes are
+// converted at the call site without allocating; escaped ones are decoded.
+func keyString(key []byte) string {
+	for _, c := range key {
+		if c == '\\' {
+			return unquote(key)
+		}
+	}
+	return string(key)
+}
+
+// unquote decodes the inside of a JSON string already validated by str.
+func unquote(inner []byte) string {
+	q := make([]byte, 0, len(inner)+2)
+	q = append(append(append(q, '"'), inner...), '"')
+	var s string
+	if json.Unmarshal(q, &s) != nil {
+		return ""
+	}
+	return s
+}
+
+// tokenString returns the text of a captured scalar token: a string's
+// decoded value, or a number as written. Other kinds (null, booleans,
+// objects, arrays) yield ok == false.
+func tokenString(tok []byte) (string, bool) {
+	if len(tok) == 0 {
+		return "", false
+	}
+	switch c := tok[0]; {
+	case c == '"':
+		return keyString(tok[1 : len(tok)-1]), true
+	case c == '-' || (c >= '0' && c <= '9'):
+		return string(tok), true
+	}
+	return "", false
+}
+
+// scanType returns the raw type token of a body under a layout; nil when
+// the body is malformed or has none.
+func scanType(body []byte, lay *layout) []byte {
+	var raw [numSlots][]byte
+	if scanBody(body, lay, &raw) != nil {
+		return nil
+	}
+	return raw[slotType]
+}

@@ -1,0 +1,172 @@
+package verify
+
+import (
+	"encoding/json"
+	"errors"
+	"strings"
+	"testing"
+	"unicode/utf8"
+)
+
+// testLayout captures a few top-level members and members of "data".
+var testLayout = &layout{
+	top:        map[string]Field{"id": slotID, "type": slotType, "ts": slotTime},
+	containers: set("data"),
+	nested:     map[string]Field{"text": FieldText, "status": FieldStatus},
+}
+
+// stdlibAccepts is the reference: encoding/json's validity, UTF-8, and a
+// top-level object.
+func stdlibAccepts(b []byte) bool {
+	var m map[string]json.RawMessage
+	return json.Valid(b) && utf8.Valid(b) && json.Unmarshal(b, &m) == nil && m != nil
+}
+
+func TestScanAgreesWithEncodingJSON(t *testing.T) {
+	for _, in := range scanSeeds {
+		var raw [numSlots][]byte
+		got := scanBody([]byte(in), testLayout, &raw) == nil
+		if want := stdlibAccepts([]byte(in)); got != want {
+			t.Errorf("%q: scanner accepts %v, encoding/json %v", in, got, want)
+		}
+	}
+}
+
+// scanSeeds are valid and invalid documents around every rule of the
+// grammar; they also seed FuzzScan.
+var scanSeeds = []string{
+	`{}`, ` {} `, "{\n\t\"a\" : 1\r\n}", `{"a":1}`, `{"a":-0}`, `{"a":-0.5e+10}`, `{"a":1E5}`, `{"a":0.1}`,
+	`{"a":[1,2,[3,{"b":null}]]}`, `{"a":true,"b":false,"c":null}`, `{"a":""}`, `{"a":"\"\\\/\b\f\n\r\t\u00e9\uD83D\uDE00"}`,
+	`{"a":"é✓😀"}`, `{"id":"x","data":{"text":"hi","status":"ok"},"ts":1}`, `{"data":[1],"data":{"text":"t"}}`,
+	`{"a":"0123456789abcdefghij0123456789"}`,
+	// invalid
+	``, ` `, `[]`, `"x"`, `1`, `null`, `{`, `}`, `{"a"}`, `{"a":}`, `{"a":1,}`, `{,"a":1}`, `{"a":1 "b":2}`, `{a:1}`,
+	`{'a':1}`, `{"a":01}`, `{"a":1.}`, `{"a":.1}`, `{"a":1e}`, `{"a":+1}`, `{"a":-}`, `{"a":0x10}`, `{"a":tru}`,
+	`{"a":nul}`, `{"a":True}`, `{"a":"\x"}`, `{"a":"\u12"}`, `{"a":"\u12G4"}`, "{\"a\":\"\x01\"}", "{\"a\":\"\t\"}",
+	"{\"a\":\"\x1f\"}", "{\"a\":\"\xff\"}", "{\"a\":\"\xc3\"}", "{\"a\":\"\xed\xa0\x80\"}", `{"a":1}x`, `{"a":1}{}`,
+	`{"a":[1,2}`, `{"a":[1,,2]}`, `{"a":[,]}`, `{"a":"unterminated}`, "{\"a\":1}\x00", "\ufeff{}",
+}
+
+func TestScanCaptures(t *testing.T) {
+	body := `{"id":"evt_1","ts":1705312200000,"type":"a.b","data":{"text":"he said \"hi\"","status":"ok","deep":{"text":"no"}},"text":"top"}`
+	var raw [numSlots][]byte
+	if err := scanBody([]byte(body), testLayout, &raw); err != nil {
+		t.Fatal(err)
+	}
+	for _, tt := range []struct {
+		f    Field
+		want string
+	}{
+		{slotID, `"evt_1"`}, {slotTime, `1705312200000`}, {slotType, `"a.b"`},
+		{FieldText, `"he said \"hi\""`}, {FieldStatus, `"ok"`},
+	} {
+		if string(raw[tt.f]) != tt.want {
+			t.Errorf("slot %d = %s, want %s", tt.f, raw[tt.f], tt.want)
+		}
+	}
+	if s, _ := tokenString(raw[FieldText]); s != `he said "hi"` {
+		t.Errorf("decoded text = %q", s)
+	}
+}
+
+func TestScanErrorsAreMalformedBody(t *testing.T) {
+	for _, in := range []string{``, `[]`, `{"a":`, "{\"a\":\"\xff\"}", strings.Repeat("[", maxDepth+1)} {
+		var raw [numSlots][]byte
+		err := scanBody([]byte(in), testLayout, &raw)
+		if !errors.Is(err, ErrMalformedBody) {
+			t.Errorf("%.20q: err = %v, want ErrMalformedBody", in, err)
+		}
+	}
+}
+
+func TestDepthLimit(t *testing.T) {
+	ok := strings.Repeat(`{"a":`, maxDepth-1) + "1" + strings.Repeat("}", maxDepth-1)
+	tooDeep := strings.Repeat(`[`, maxDepth+1) + strings.Repeat("]", maxDepth+1)
+	var raw [numSlots][]byte
+	if err := scanBody([]byte(ok), testLayout, &raw); err != nil {
+		t.Errorf("depth %d: %v", maxDepth-1, err)
+	}
+	if !validJSON([]byte(ok)) || validJSON([]byte(tooDeep)) {
+		t.Error("validJSON disagrees with the depth limit")
+	}
+}
+
+func TestAppendJSONString(t *testing.T) {
+	for _, s := range []string{"", "plain", `q"b\`, "ctl\x00\x01\n\r\t\x1f\x7f", "é✓😀", "bad\xffutf8", "<script>&"} {
+		out := appendJSONString(nil, s)
+		var back string
+		if err := json.Unmarshal(out, &back); err != nil {
+			t.Fatalf("%q encoded as %s: %v", s, out, err)
+		}
+		if want := strings.ToValidUTF8(s, "\uFFFD"); back != want {
+			t.Errorf("%q: round trip %q, want %q", s, back, want)
+		}
+	}
+}
+
+// FuzzScan checks the scanner against encoding/json: the same documents
+// are accepted, and captured strings decode to what encoding/json decodes.
+func FuzzScan(f *testing.F) {
+	for _, s := range scanSeeds {
+		f.Add([]byte(s))
+	}
+	f.Fuzz(func(t *testing.T, b []byte) {
+		var raw [numSlots][]byte
+		err := scanBody(b, testLayout, &raw)
+		want := stdlibAccepts(b)
+		if (err == nil) != want {
+			t.Fatalf("scanner err %v, encoding/json accepts %v, input %q", err, want, b)
+		}
+		if err != nil {
+			if !errors.Is(err, ErrMalformedBody) {
+				t.Fatalf("error %v does not wrap ErrMalformedBody", err)
+			}
+			return
+		}
+		if validJSON(b) != true {
+			t.Fatal("validJSON rejects what scanBody accepts")
+		}
+		var doc map[string]json.RawMessage
+		if err := json.Unmarshal(b, &doc); err != nil {
+			t.Fatal(err)
+		}
+		// every captured top-level string agrees with encoding/json (first
+		// occurrence there is the last one, so only check unique keys)
+		if tok := raw[slotID]; tok != nil && strings.Count(string(b), `"id"`) == 1 {
+			var want any
+			json.Unmarshal(doc["id"], &want)
+			if s, ok := want.(string); ok {
+				if got, _ := tokenString(tok); got != s {
+					t.Fatalf("id %q, encoding/json %q", got, s)
+				}
+			}
+		}
+	})
+}
+
+// FuzzParseTime: timestamps from headers and bodies never panic and, when
+// accepted, lie between the epoch and the year 10000.
+func FuzzParseTime(f *testing.F) {
+	for _, s := range []string{"1705312200", "1705312200000", "-1", "1e309", "12345678901234567890", "text", "",
+		`"2024-01-15T10:30:00Z"`, `"2024-01-15T10:30:00+07:00"`, `"0000-01-01T00:00:00Z"`, `"1705312200"`, `null`, `{}`} {
+		f.Add(s)
+	}
+	f.Fuzz(func(t *testing.T, s string) {
+		for _, fn := range []func() (any, error){
+			func() (any, error) { return parseUnixSeconds(s) },
+			func() (any, error) { return parseTimeText(s) },
+			func() (any, error) { return parseTimeToken([]byte(s)) },
+		} {
+			v, err := fn()
+			if err != nil {
+				if !errors.Is(err, ErrMalformedTimestamp) && !errors.Is(err, ErrMissingTimestamp) {
+					t.Fatalf("%q: error %v is not a timestamp sentinel", s, err)
+				}
+				continue
+			}
+			if y := v.(interface{ Year() int }).Year(); y < 1970 || y > 9999 {
+				t.Fatalf("%q: accepted year %d", s, y)
+			}
+		}
+	})
+}
