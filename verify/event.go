@@ -220,9 +220,37 @@ const CloudEventContentType = "application/cloudevents+json"
 //	 "providerevent":<provider's event name>,
 //	 "data":{<canonical fields the provider gave>...,"payload":<raw body>}}
 //
-// "time" is left out when the event has none. The payload is the body byte
-// for byte.
+// "time" is left out when the event has none. The payload is the body's
+// JSON value byte for byte: only whitespace around it (a trailing newline,
+// say) is left out.
+//
+// It is AppendCloudEventHead, then Payload, then CloudEventTail; a caller
+// that streams the event can send those three without copying the body.
 func (e *Event) AppendCloudEvent(dst []byte) []byte {
+	dst = e.AppendCloudEventHead(dst)
+	dst = append(dst, e.Payload()...)
+	return append(dst, CloudEventTail...)
+}
+
+// CloudEventTail closes a CloudEvent after its payload.
+const CloudEventTail = "}}"
+
+// Payload returns the body's JSON value: the body without surrounding
+// whitespace. It is not a copy.
+func (e *Event) Payload() []byte {
+	b := e.Body
+	isSpace := func(c byte) bool { return c == ' ' || c == '\t' || c == '\n' || c == '\r' }
+	for len(b) > 0 && isSpace(b[0]) {
+		b = b[1:]
+	}
+	for len(b) > 0 && isSpace(b[len(b)-1]) {
+		b = b[:len(b)-1]
+	}
+	return b
+}
+
+// AppendCloudEventHead appends the CloudEvent up to its payload.
+func (e *Event) AppendCloudEventHead(dst []byte) []byte {
 	dst = append(dst, `{"specversion":"1.0","id":`...)
 	dst = appendJSONString(dst, e.ID)
 	dst = append(dst, `,"source":`...)
@@ -259,9 +287,7 @@ func (e *Event) AppendCloudEvent(dst []byte) []byte {
 		}
 		dst = append(dst, ',')
 	}
-	dst = append(dst, `"payload":`...)
-	dst = append(dst, e.Body...)
-	return append(dst, "}}"...)
+	return append(dst, `"payload":`...)
 }
 
 // appendJSONString appends s as a JSON string. Invalid UTF-8 becomes U+FFFD.

@@ -1,6 +1,7 @@
 package verify
 
 import (
+	"bytes"
 	"encoding/binary"
 	"encoding/json"
 	"fmt"
@@ -170,56 +171,71 @@ func (s *scanner) digits() bool {
 	return s.i > start
 }
 
-// SWAR constants: a word has a byte below 0x20, a quote, a backslash or a
-// byte with the high bit set when the matching expression is non-zero.
+// SWAR constants: a word has a byte below 0x20 or above 0x7f when
+// ((w - 0x20 in every byte) | w) & highs is non-zero (a borrow may flag a
+// later byte too, which only sends it to the byte-at-a-time path).
 const (
 	ones  = 0x0101010101010101
 	highs = 0x8080808080808080
 )
 
-func special(w uint64) uint64 {
-	ctl := (w - ones*0x20) & ^w
-	q := w ^ (ones * '"')
-	q = (q - ones) & ^q
-	bs := w ^ (ones * '\\')
-	bs = (bs - ones) & ^bs
-	return (ctl | q | bs | w) & highs
-}
-
-// str scans a string starting at its opening quote.
+// str scans a string starting at its opening quote. The closing quote and
+// any backslash are found with bytes.IndexByte (vectorised in the standard
+// library); the text between them is checked for control characters and
+// UTF-8 eight bytes at a time.
 func (s *scanner) str() error {
 	b := s.b
 	i := s.i + 1
 	for {
-		for i+8 <= len(b) && special(binary.LittleEndian.Uint64(b[i:])) == 0 {
-			i += 8
-		}
-		if i >= len(b) {
-			s.i = i
+		q := bytes.IndexByte(b[i:], '"')
+		if q < 0 {
+			s.i = len(b)
 			return errUnexpectEOF
 		}
-		switch c := b[i]; {
-		case c == '"':
-			s.i = i + 1
-			return nil
-		case c == '\\':
-			n, ok := escapeLen(b[i:])
+		span := b[i : i+q]
+		if e := bytes.IndexByte(span, '\\'); e >= 0 {
+			if err := s.plain(i, span[:e]); err != nil {
+				return err
+			}
+			n, ok := escapeLen(b[i+e:])
 			if !ok {
-				s.i = i
+				s.i = i + e
 				return s.syntax("invalid escape")
 			}
-			i += n
+			i += e + n
+			continue
+		}
+		if err := s.plain(i, span); err != nil {
+			return err
+		}
+		s.i = i + q + 1
+		return nil
+	}
+}
+
+// plain checks text with no quote or backslash, starting at offset off:
+// no control characters, valid UTF-8.
+func (s *scanner) plain(off int, p []byte) error {
+	j := 0
+	for {
+		for j+8 <= len(p) && ((binary.LittleEndian.Uint64(p[j:])-ones*0x20)|binary.LittleEndian.Uint64(p[j:]))&highs == 0 {
+			j += 8
+		}
+		if j >= len(p) {
+			return nil
+		}
+		switch c := p[j]; {
 		case c < 0x20:
-			s.i = i
+			s.i = off + j
 			return s.syntax("control character in string")
 		case c < utf8.RuneSelf:
-			i++
+			j++
 		default:
-			r, n := utf8.DecodeRune(b[i:])
+			r, n := utf8.DecodeRune(p[j:])
 			if r == utf8.RuneError && n == 1 {
 				return errInvalidUTF8
 			}
-			i += n
+			j += n
 		}
 	}
 }
@@ -380,6 +396,9 @@ func tokenString(tok []byte) (string, bool) {
 	}
 	switch c := tok[0]; {
 	case c == '"':
+		if len(tok) < 2 || tok[len(tok)-1] != '"' {
+			return "", false // not a token from the scanner
+		}
 		return keyString(tok[1 : len(tok)-1]), true
 	case c == '-' || (c >= '0' && c <= '9'):
 		return string(tok), true

@@ -5,6 +5,7 @@ import (
 	"encoding/hex"
 	"fmt"
 	"net/http"
+	"strings"
 	"time"
 )
 
@@ -57,6 +58,9 @@ func (v *Verifier) Sign(body []byte, o SignOptions) (http.Header, error) {
 	}
 	if o.ID == "" {
 		o.ID = NewDeliveryID()
+	}
+	if !usableID(o.ID) || strings.TrimSpace(o.ID) != o.ID {
+		return nil, fmt.Errorf("id %q cannot be sent in a header: 1 to %d bytes, no control characters or surrounding spaces", o.ID, MaxEventIDLen)
 	}
 	if o.Time.IsZero() {
 		o.Time = v.now()

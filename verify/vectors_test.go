@@ -332,7 +332,7 @@ func checkCloudEvent(t *testing.T, ev *verify.Event) {
 	if err := json.Unmarshal(env.Data, &data); err != nil {
 		t.Fatal(err)
 	}
-	if string(data.Payload) != string(ev.Body) {
+	if string(data.Payload) != strings.Trim(string(ev.Body), " \t\r\n") {
 		t.Errorf("payload differs from the body:\n got %s\nwant %s", data.Payload, ev.Body)
 	}
 	for _, f := range verify.Fields() {
