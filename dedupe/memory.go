@@ -1,0 +1,239 @@
+package dedupe
+
+import (
+	"context"
+	"encoding/binary"
+	"hash/maphash"
+	"sync"
+	"sync/atomic"
+	"time"
+)
+
+// Memory is the embedded store, for a single gateway instance. It holds at
+// most MaxEntries keys; when full it evicts the oldest. It is split into
+// shards, each with its own lock, so there is no global lock on the hot path.
+//
+// Keys are kept as 128-bit seeded hashes, not as strings, so an entry costs
+// the same whatever the id's length (about 64 bytes at capacity; see the
+// README) and holds no reference to request memory.
+type Memory struct {
+	shards    [numShards]memShard
+	seed0     maphash.Seed
+	seed1     maphash.Seed
+	perShard  int
+	now       func() time.Time
+	base      time.Time
+	evictions atomic.Uint64
+}
+
+const (
+	numShards = 64
+	doneBit   = 1 << 63 // set in an entry's token once it is committed
+)
+
+type hkey [2]uint64
+
+type memEntry struct {
+	token   uint64 // claim token; doneBit once committed
+	expires int64  // nanoseconds since Memory.base
+}
+
+type ringSlot struct {
+	key   hkey
+	token uint64 // the entry the slot was pushed for; stale once the entry's token differs
+}
+
+type memShard struct {
+	mu   sync.Mutex
+	m    map[hkey]memEntry
+	ring []ringSlot // insertion order, oldest at head; grows up to perShard
+	head int
+	n    int
+	next uint64 // token counter: unique per key, since a key lives in one shard
+	_    [40]byte
+}
+
+// MemoryOptions configures a Memory store.
+type MemoryOptions struct {
+	// MaxEntries bounds the number of keys; default DefaultMaxEntries.
+	MaxEntries int
+	// Now returns the current time; default time.Now. For tests.
+	Now func() time.Time
+}
+
+// NewMemory returns an empty memory store.
+func NewMemory(o MemoryOptions) *Memory {
+	if o.MaxEntries <= 0 {
+		o.MaxEntries = DefaultMaxEntries
+	}
+	if o.Now == nil {
+		o.Now = time.Now
+	}
+	m := &Memory{
+		seed0:    maphash.MakeSeed(),
+		seed1:    maphash.MakeSeed(),
+		perShard: max(1, o.MaxEntries/numShards),
+		now:      o.Now,
+		base:     o.Now(),
+	}
+	for i := range m.shards {
+		m.shards[i].m = make(map[hkey]memEntry)
+	}
+	return m
+}
+
+func (m *Memory) hash(k Key) hkey {
+	var h0, h1 maphash.Hash
+	h0.SetSeed(m.seed0)
+	h1.SetSeed(m.seed1)
+	var n [8]byte
+	binary.LittleEndian.PutUint64(n[:], uint64(len(k.Provider)))
+	for _, h := range []*maphash.Hash{&h0, &h1} {
+		h.Write(n[:]) // length first: no two keys write the same bytes
+		h.WriteString(k.Provider)
+		h.WriteString(k.ID)
+	}
+	return hkey{h0.Sum64(), h1.Sum64()}
+}
+
+func (m *Memory) shard(h hkey) *memShard { return &m.shards[h[0]%numShards] }
+
+func (m *Memory) clock() int64 { return int64(m.now().Sub(m.base)) }
+
+// Claim implements Store.
+func (m *Memory) Claim(_ context.Context, key Key, ttl time.Duration) (Claim, error) {
+	if !key.valid() {
+		return Claim{Key: key}, ErrInvalidKey
+	}
+	h := m.hash(key)
+	sh := m.shard(h)
+	now := m.clock()
+	sh.mu.Lock()
+	defer sh.mu.Unlock()
+	if e, ok := sh.m[h]; ok && e.expires > now {
+		if e.token&doneBit != 0 {
+			return Claim{Key: key, Outcome: Done}, nil
+		}
+		return Claim{Key: key, Outcome: InFlight}, nil
+	}
+	sh.next++
+	sh.m[h] = memEntry{token: sh.next, expires: now + int64(ttl)}
+	m.push(sh, ringSlot{key: h, token: sh.next}, now)
+	c := Claim{Key: key, Outcome: Claimed}
+	binary.LittleEndian.PutUint64(c.token[:], sh.next)
+	return c, nil
+}
+
+// Commit implements Store.
+func (m *Memory) Commit(_ context.Context, c Claim, ttl time.Duration) error {
+	h := m.hash(c.Key)
+	sh := m.shard(h)
+	now := m.clock()
+	tok := binary.LittleEndian.Uint64(c.token[:])
+	sh.mu.Lock()
+	defer sh.mu.Unlock()
+	e, ok := sh.m[h]
+	switch {
+	case ok && e.expires > now && e.token == tok:
+		sh.m[h] = memEntry{token: tok | doneBit, expires: now + int64(ttl)}
+		return nil
+	case ok && e.expires > now:
+		// held by another delivery, or done by one: the event is delivered either way
+		sh.m[h] = memEntry{token: e.token | doneBit, expires: max(e.expires, now+int64(ttl))}
+	default:
+		sh.next++
+		sh.m[h] = memEntry{token: sh.next | doneBit, expires: now + int64(ttl)}
+		m.push(sh, ringSlot{key: h, token: sh.next}, now)
+	}
+	return ErrClaimLost
+}
+
+// Release implements Store.
+func (m *Memory) Release(_ context.Context, c Claim) error {
+	h := m.hash(c.Key)
+	sh := m.shard(h)
+	now := m.clock()
+	tok := binary.LittleEndian.Uint64(c.token[:])
+	sh.mu.Lock()
+	defer sh.mu.Unlock()
+	if e, ok := sh.m[h]; ok && e.token == tok && e.expires > now {
+		delete(sh.m, h)
+	}
+	return nil
+}
+
+// push records an insertion. It first drops up to two slots at the head
+// that are stale or expired, so memory follows the live entries, and evicts
+// the oldest entry when the shard is full.
+func (m *Memory) push(sh *memShard, s ringSlot, now int64) {
+	for i := 0; i < 2 && sh.n > 0; i++ {
+		old := sh.ring[sh.head]
+		e, ok := sh.m[old.key]
+		live := ok && e.token&^doneBit == old.token
+		if live && e.expires > now {
+			break
+		}
+		if live {
+			delete(sh.m, old.key)
+		}
+		sh.pop()
+	}
+	if sh.n == m.perShard {
+		old := sh.ring[sh.head]
+		if e, ok := sh.m[old.key]; ok && e.token&^doneBit == old.token {
+			delete(sh.m, old.key)
+			m.evictions.Add(1)
+		}
+		sh.pop()
+	}
+	if sh.n == len(sh.ring) {
+		sh.grow(m.perShard)
+	}
+	sh.ring[(sh.head+sh.n)%len(sh.ring)] = s
+	sh.n++
+}
+
+func (sh *memShard) pop() {
+	sh.ring[sh.head] = ringSlot{}
+	sh.head = (sh.head + 1) % len(sh.ring)
+	sh.n--
+}
+
+// grow doubles the ring, up to limit slots, keeping the order.
+func (sh *memShard) grow(limit int) {
+	size := min(max(2*len(sh.ring), 64), limit)
+	ring := make([]ringSlot, size)
+	for i := 0; i < sh.n; i++ {
+		ring[i] = sh.ring[(sh.head+i)%len(sh.ring)]
+	}
+	sh.ring, sh.head = ring, 0
+}
+
+// Len returns the number of keys held, live or expired but not yet dropped.
+func (m *Memory) Len() int {
+	n := 0
+	for i := range m.shards {
+		sh := &m.shards[i]
+		sh.mu.Lock()
+		n += len(sh.m)
+		sh.mu.Unlock()
+	}
+	return n
+}
+
+// Evictions returns how many live keys were evicted because the store was full.
+func (m *Memory) Evictions() uint64 { return m.evictions.Load() }
+
+// Close implements Store; it drops every key.
+func (m *Memory) Close() error {
+	for i := range m.shards {
+		sh := &m.shards[i]
+		sh.mu.Lock()
+		sh.m = make(map[hkey]memEntry)
+		sh.ring, sh.head, sh.n = nil, 0, 0
+		sh.mu.Unlock()
+	}
+	return nil
+}
+
+var _ Store = (*Memory)(nil)

@@ -1,0 +1,227 @@
+package dedupe
+
+import (
+	"context"
+	"crypto/rand"
+	"crypto/tls"
+	"crypto/x509"
+	"encoding/hex"
+	"errors"
+	"fmt"
+	"os"
+	"strconv"
+	"time"
+
+	"github.com/redis/go-redis/v9"
+)
+
+// Redis is the store for several gateway instances behind a load balancer.
+// Each event is one key, prefix + provider + ":" + id, so a Redis Cluster
+// hashes it to one slot and no operation spans slots. The value is the
+// claim's token while in flight and "done" once committed.
+//
+// Each operation is one round trip (a Lua script, run with EVALSHA) and is
+// bounded by the store's timeout; past it the operation fails with
+// ErrUnavailable. The client reconnects by itself when Redis comes back.
+type Redis struct {
+	client  redis.UniversalClient
+	prefix  string
+	timeout time.Duration
+}
+
+// Claim: SET NX with the in-flight TTL; when the key exists, its state.
+var claimScript = redis.NewScript(`
+if redis.call('SET', KEYS[1], ARGV[1], 'NX', 'PX', ARGV[2]) then return 1 end
+if redis.call('GET', KEYS[1]) == 'done' then return 3 end
+return 2`)
+
+// Commit: mark done whatever the state (the upstream accepted the event);
+// report whether the claim was still ours.
+var commitScript = redis.NewScript(`
+local v = redis.call('GET', KEYS[1])
+redis.call('SET', KEYS[1], 'done', 'PX', ARGV[2])
+if v == ARGV[1] then return 1 end
+return 0`)
+
+// Release: delete only while the token is ours.
+var releaseScript = redis.NewScript(`
+if redis.call('GET', KEYS[1]) == ARGV[1] then return redis.call('DEL', KEYS[1]) end
+return 0`)
+
+// NewRedis returns a store over client. Keys start with prefix; timeout
+// bounds each operation (default DefaultTimeout). Close does not close the
+// client, which may be shared.
+func NewRedis(client redis.UniversalClient, prefix string, timeout time.Duration) *Redis {
+	if timeout <= 0 {
+		timeout = DefaultTimeout
+	}
+	return &Redis{client: client, prefix: prefix, timeout: timeout}
+}
+
+// RedisKey returns the Redis key of an event under prefix.
+func RedisKey(prefix string, k Key) string { return prefix + k.Provider + ":" + k.ID }
+
+func unavailable(err error) error { return fmt.Errorf("%w: %w", ErrUnavailable, err) }
+
+// Claim implements Store.
+func (r *Redis) Claim(ctx context.Context, key Key, ttl time.Duration) (Claim, error) {
+	if !key.valid() {
+		return Claim{Key: key}, ErrInvalidKey
+	}
+	c := Claim{Key: key}
+	rand.Read(c.token[:])
+	ctx, cancel := context.WithTimeout(ctx, r.timeout)
+	defer cancel()
+	n, err := claimScript.Run(ctx, r.client, []string{RedisKey(r.prefix, key)}, hex.EncodeToString(c.token[:]), ttl.Milliseconds()).Int()
+	if err != nil {
+		return Claim{Key: key}, unavailable(err)
+	}
+	switch n {
+	case 1:
+		c.Outcome = Claimed
+	case 3:
+		c.Outcome = Done
+	default:
+		c.Outcome = InFlight
+	}
+	return c, nil
+}
+
+// Commit implements Store.
+func (r *Redis) Commit(ctx context.Context, c Claim, ttl time.Duration) error {
+	ctx, cancel := context.WithTimeout(ctx, r.timeout)
+	defer cancel()
+	n, err := commitScript.Run(ctx, r.client, []string{RedisKey(r.prefix, c.Key)}, hex.EncodeToString(c.token[:]), ttl.Milliseconds()).Int()
+	if err != nil {
+		return unavailable(err)
+	}
+	if n != 1 {
+		return ErrClaimLost
+	}
+	return nil
+}
+
+// Release implements Store.
+func (r *Redis) Release(ctx context.Context, c Claim) error {
+	ctx, cancel := context.WithTimeout(ctx, r.timeout)
+	defer cancel()
+	if err := releaseScript.Run(ctx, r.client, []string{RedisKey(r.prefix, c.Key)}, hex.EncodeToString(c.token[:])).Err(); err != nil {
+		return unavailable(err)
+	}
+	return nil
+}
+
+// Ping checks that every node of the store answers, within the timeout.
+func (r *Redis) Ping(ctx context.Context) error {
+	ctx, cancel := context.WithTimeout(ctx, r.timeout)
+	defer cancel()
+	var err error
+	if cc, ok := r.client.(*redis.ClusterClient); ok {
+		err = cc.ForEachShard(ctx, func(ctx context.Context, c *redis.Client) error { return c.Ping(ctx).Err() })
+	} else {
+		err = r.client.Ping(ctx).Err()
+	}
+	if err != nil {
+		return unavailable(err)
+	}
+	return nil
+}
+
+// Close implements Store. It leaves the client open.
+func (r *Redis) Close() error { return nil }
+
+// RedisOptions configures a Redis client: one address for a single server,
+// several for a Cluster, or Sentinel addresses with MasterName.
+type RedisOptions struct {
+	Addrs            []string
+	Username         string
+	Password         string
+	DB               int
+	MasterName       string // Sentinel: the monitored master's name
+	SentinelUsername string
+	SentinelPassword string
+	Cluster          bool // one address that is a Cluster endpoint
+	TLS              bool
+	TLSCAFile        string // PEM CA bundle; default the system roots
+	TLSServerName    string
+	TLSCertFile      string // client certificate, for mutual TLS
+	TLSKeyFile       string
+	DialTimeout      time.Duration
+	ReadTimeout      time.Duration
+	WriteTimeout     time.Duration
+	PoolSize         int
+}
+
+// NewRedisClient returns a go-redis client for o. It does not connect.
+func NewRedisClient(o RedisOptions) (redis.UniversalClient, error) {
+	if len(o.Addrs) == 0 {
+		return nil, errors.New("redis: at least one address is required")
+	}
+	if o.DB != 0 && (o.Cluster || (len(o.Addrs) > 1 && o.MasterName == "")) {
+		return nil, errors.New("redis: db must be 0 with Redis Cluster")
+	}
+	u := &redis.UniversalOptions{
+		Addrs:                 o.Addrs,
+		Username:              o.Username,
+		Password:              o.Password,
+		DB:                    o.DB,
+		MasterName:            o.MasterName,
+		SentinelUsername:      o.SentinelUsername,
+		SentinelPassword:      o.SentinelPassword,
+		IsClusterMode:         o.Cluster,
+		DialTimeout:           o.DialTimeout,
+		ReadTimeout:           o.ReadTimeout,
+		WriteTimeout:          o.WriteTimeout,
+		PoolSize:              o.PoolSize,
+		ContextTimeoutEnabled: true, // each operation's timeout bounds reads and writes too
+		ClientName:            "caddy-webhook",
+	}
+	if o.TLS {
+		cfg, err := o.tlsConfig()
+		if err != nil {
+			return nil, err
+		}
+		u.TLSConfig = cfg
+	}
+	return redis.NewUniversalClient(u), nil
+}
+
+func (o RedisOptions) tlsConfig() (*tls.Config, error) {
+	cfg := &tls.Config{MinVersion: tls.VersionTLS12, ServerName: o.TLSServerName}
+	if o.TLSCAFile != "" {
+		pem, err := os.ReadFile(o.TLSCAFile)
+		if err != nil {
+			return nil, fmt.Errorf("redis tls ca file: %w", err)
+		}
+		pool := x509.NewCertPool()
+		if !pool.AppendCertsFromPEM(pem) {
+			return nil, fmt.Errorf("redis tls ca file %s: no PEM certificates", o.TLSCAFile)
+		}
+		cfg.RootCAs = pool
+	}
+	if (o.TLSCertFile == "") != (o.TLSKeyFile == "") {
+		return nil, errors.New("redis tls: set both cert file and key file, or neither")
+	}
+	if o.TLSCertFile != "" {
+		cert, err := tls.LoadX509KeyPair(o.TLSCertFile, o.TLSKeyFile)
+		if err != nil {
+			return nil, fmt.Errorf("redis tls client certificate: %w", err)
+		}
+		cfg.Certificates = []tls.Certificate{cert}
+	}
+	return cfg, nil
+}
+
+// String describes the options without secrets, for logs.
+func (o RedisOptions) String() string {
+	mode := "single"
+	switch {
+	case o.MasterName != "":
+		mode = "sentinel(" + o.MasterName + ")"
+	case o.Cluster || len(o.Addrs) > 1:
+		mode = "cluster"
+	}
+	return mode + " " + fmt.Sprint(o.Addrs) + " db=" + strconv.Itoa(o.DB) + " tls=" + strconv.FormatBool(o.TLS)
+}
+
+var _ Store = (*Redis)(nil)
