@@ -10,6 +10,7 @@ import (
 	"fmt"
 	"os"
 	"strconv"
+	"strings"
 	"time"
 
 	"github.com/redis/go-redis/v9"
@@ -20,28 +21,17 @@ import (
 // hashes it to one slot and no operation spans slots. The value is the
 // claim's token while in flight and "done" once committed.
 //
-// Each operation is one round trip (a Lua script, run with EVALSHA) and is
-// bounded by the store's timeout; past it the operation fails with
-// ErrUnavailable. The client reconnects by itself when Redis comes back.
+// Each operation is one round trip, bounded by the store's timeout; past it
+// the operation fails with ErrUnavailable. Claim and Commit are plain SET
+// commands with the GET option (Redis 7.0 or later, or Valkey), which read
+// the previous state in the same command; Release is a small Lua script,
+// since it deletes only while the token matches. The client reconnects by
+// itself when Redis comes back.
 type Redis struct {
 	client  redis.UniversalClient
 	prefix  string
 	timeout time.Duration
 }
-
-// Claim: SET NX with the in-flight TTL; when the key exists, its state.
-var claimScript = redis.NewScript(`
-if redis.call('SET', KEYS[1], ARGV[1], 'NX', 'PX', ARGV[2]) then return 1 end
-if redis.call('GET', KEYS[1]) == 'done' then return 3 end
-return 2`)
-
-// Commit: mark done whatever the state (the upstream accepted the event);
-// report whether the claim was still ours.
-var commitScript = redis.NewScript(`
-local v = redis.call('GET', KEYS[1])
-redis.call('SET', KEYS[1], 'done', 'PX', ARGV[2])
-if v == ARGV[1] then return 1 end
-return 0`)
 
 // Release: delete only while the token is ours.
 var releaseScript = redis.NewScript(`
@@ -63,7 +53,8 @@ func RedisKey(prefix string, k Key) string { return prefix + k.Provider + ":" + 
 
 func unavailable(err error) error { return fmt.Errorf("%w: %w", ErrUnavailable, err) }
 
-// Claim implements Store.
+// Claim implements Store: SET key token NX PX ttl GET. The reply is the
+// previous value: none (claimed), "done", or another claim's token.
 func (r *Redis) Claim(ctx context.Context, key Key, ttl time.Duration) (Claim, error) {
 	if !key.valid() {
 		return Claim{Key: key}, ErrInvalidKey
@@ -72,14 +63,14 @@ func (r *Redis) Claim(ctx context.Context, key Key, ttl time.Duration) (Claim, e
 	rand.Read(c.token[:])
 	ctx, cancel := context.WithTimeout(ctx, r.timeout)
 	defer cancel()
-	n, err := claimScript.Run(ctx, r.client, []string{RedisKey(r.prefix, key)}, hex.EncodeToString(c.token[:]), ttl.Milliseconds()).Int()
-	if err != nil {
-		return Claim{Key: key}, unavailable(err)
-	}
-	switch n {
-	case 1:
+	prev, err := r.client.SetArgs(ctx, RedisKey(r.prefix, key), hex.EncodeToString(c.token[:]),
+		redis.SetArgs{Mode: "NX", TTL: ttl, Get: true}).Result()
+	switch {
+	case err == redis.Nil:
 		c.Outcome = Claimed
-	case 3:
+	case err != nil:
+		return Claim{Key: key}, unavailable(err)
+	case prev == doneValue:
 		c.Outcome = Done
 	default:
 		c.Outcome = InFlight
@@ -87,15 +78,19 @@ func (r *Redis) Claim(ctx context.Context, key Key, ttl time.Duration) (Claim, e
 	return c, nil
 }
 
-// Commit implements Store.
+const doneValue = "done"
+
+// Commit implements Store: SET key done PX ttl GET, whatever the state
+// (the upstream accepted the event); the previous value tells whether the
+// claim was still ours.
 func (r *Redis) Commit(ctx context.Context, c Claim, ttl time.Duration) error {
 	ctx, cancel := context.WithTimeout(ctx, r.timeout)
 	defer cancel()
-	n, err := commitScript.Run(ctx, r.client, []string{RedisKey(r.prefix, c.Key)}, hex.EncodeToString(c.token[:]), ttl.Milliseconds()).Int()
-	if err != nil {
+	prev, err := r.client.SetArgs(ctx, RedisKey(r.prefix, c.Key), doneValue, redis.SetArgs{TTL: ttl, Get: true}).Result()
+	if err != nil && err != redis.Nil {
 		return unavailable(err)
 	}
-	if n != 1 {
+	if prev != hex.EncodeToString(c.token[:]) {
 		return ErrClaimLost
 	}
 	return nil
@@ -111,20 +106,50 @@ func (r *Redis) Release(ctx context.Context, c Claim) error {
 	return nil
 }
 
-// Ping checks that every node of the store answers, within the timeout.
-func (r *Redis) Ping(ctx context.Context) error {
+// ErrTooOld: the server predates Redis 7.0, whose SET ... NX ... GET the
+// store relies on.
+var ErrTooOld = errors.New("redis 7.0 or later (or valkey) is required")
+
+// Check verifies that every node answers within the timeout (else
+// ErrUnavailable) and runs Redis 7.0 or later (else ErrTooOld).
+func (r *Redis) Check(ctx context.Context) error {
 	ctx, cancel := context.WithTimeout(ctx, r.timeout)
 	defer cancel()
-	var err error
-	if cc, ok := r.client.(*redis.ClusterClient); ok {
-		err = cc.ForEachShard(ctx, func(ctx context.Context, c *redis.Client) error { return c.Ping(ctx).Err() })
-	} else {
-		err = r.client.Ping(ctx).Err()
+	check := func(ctx context.Context, c *redis.Client) error {
+		info, err := c.Info(ctx, "server").Result()
+		if err != nil {
+			return unavailable(err)
+		}
+		if v := infoField(info, "redis_version"); majorVersion(v) < 7 {
+			return fmt.Errorf("%w: %s runs %s", ErrTooOld, c.Options().Addr, v)
+		}
+		return nil
 	}
-	if err != nil {
+	switch c := r.client.(type) {
+	case *redis.ClusterClient:
+		return c.ForEachShard(ctx, check)
+	case *redis.Client:
+		return check(ctx, c)
+	}
+	if err := r.client.Ping(ctx).Err(); err != nil { // Sentinel: the master behind it
 		return unavailable(err)
 	}
 	return nil
+}
+
+func infoField(info, name string) string {
+	for _, line := range strings.Split(info, "\n") {
+		if v, ok := strings.CutPrefix(strings.TrimSpace(line), name+":"); ok {
+			return v
+		}
+	}
+	return ""
+}
+
+func majorVersion(v string) int {
+	major, _, _ := strings.Cut(v, ".")
+	n, _ := strconv.Atoi(major)
+	return n
 }
 
 // Close implements Store. It leaves the client open.

@@ -286,3 +286,12 @@ func TestRedisOptionErrors(t *testing.T) {
 		t.Errorf("String() shows a password: %s", s)
 	}
 }
+
+func TestRedisCheck(t *testing.T) {
+	for name, addrs := range map[string][]string{"single": {single.Addr}, "cluster": cluster.Addrs()} {
+		s := dedupe.NewRedis(newClient(t, dedupe.RedisOptions{Addrs: addrs}), "x:", time.Second)
+		if err := s.Check(context.Background()); err != nil {
+			t.Errorf("%s: Check: %v", name, err)
+		}
+	}
+}

@@ -211,6 +211,8 @@ func parseTemplate(t string) ([]part, error) {
 	return parts, nil
 }
 
+func (s *custom) signatureHeaders() []string { return []string{s.c.SignatureHeader} }
+
 func (s *custom) windows() (attempt, event bool) {
 	has := s.c.TimestampHeader != "" || s.c.TimestampField != ""
 	return has && s.attempt, has && !s.attempt

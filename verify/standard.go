@@ -104,6 +104,10 @@ var standardLayout = &layout{
 
 type standard struct{}
 
+var standardSignatureHeaders = []string{HeaderWebhookSignature, HeaderSvixSignature}
+
+func (standard) signatureHeaders() []string { return standardSignatureHeaders }
+
 func (standard) windows() (attempt, event bool) { return true, false }
 
 func (standard) verify(v *Verifier, h http.Header, body []byte, ev *Event) error {

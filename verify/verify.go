@@ -107,6 +107,8 @@ type scheme interface {
 	// windows reports whether requests may carry a per-attempt timestamp
 	// and an event-time timestamp.
 	windows() (attempt, event bool)
+	// signatureHeaders names the headers that carry signatures.
+	signatureHeaders() []string
 }
 
 type providerDef struct {
@@ -198,6 +200,10 @@ func newVerifier(name string, s scheme, alg algorithm, decode func(string) ([]by
 
 // Name returns the provider name, which is also the CloudEvents source.
 func (v *Verifier) Name() string { return v.name }
+
+// SignatureHeaders names the headers that carry the provider's
+// signatures, so that a caller can keep them out of logs once checked.
+func (v *Verifier) SignatureHeaders() []string { return v.scheme.signatureHeaders() }
 
 // Window returns the longest time after an event's timestamp during which a
 // request carrying it can still be accepted: the largest window the

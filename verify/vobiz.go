@@ -46,6 +46,10 @@ var vobizLayout = &layout{
 
 type vobiz struct{}
 
+func (vobiz) signatureHeaders() []string {
+	return []string{HeaderVobizSignature, HeaderVobizWebhookSignature}
+}
+
 func (vobiz) windows() (attempt, event bool) { return false, true }
 
 func (vobiz) verify(v *Verifier, h http.Header, body []byte, ev *Event) error {

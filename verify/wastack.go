@@ -38,6 +38,8 @@ var wastackLayout = &layout{
 
 type wastack struct{}
 
+func (wastack) signatureHeaders() []string { return []string{HeaderWAStackSignature} }
+
 func (wastack) windows() (attempt, event bool) { return false, true }
 
 func (wastack) verify(v *Verifier, h http.Header, body []byte, ev *Event) error {

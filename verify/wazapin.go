@@ -42,6 +42,8 @@ var wazapinLayout = &layout{
 
 type wazapin struct{}
 
+func (wazapin) signatureHeaders() []string { return standardSignatureHeaders }
+
 func (wazapin) windows() (attempt, event bool) { return true, false }
 
 func (wazapin) verify(v *Verifier, h http.Header, body []byte, ev *Event) error {

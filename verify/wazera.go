@@ -29,6 +29,8 @@ var wazeraLayout = &layout{
 
 type wazera struct{}
 
+func (wazera) signatureHeaders() []string { return []string{HeaderWazeraSignature} }
+
 func (wazera) windows() (attempt, event bool) { return false, true }
 
 func (wazera) verify(v *Verifier, h http.Header, body []byte, ev *Event) error {

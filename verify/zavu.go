@@ -44,6 +44,8 @@ var zavuRenames = map[string]string{"message.inbound": "message.received"}
 
 type zavu struct{}
 
+func (zavu) signatureHeaders() []string { return []string{HeaderZavuSignature} }
+
 func (zavu) windows() (attempt, event bool) { return true, true }
 
 func (zavu) verify(v *Verifier, h http.Header, body []byte, ev *Event) error {

@@ -1,0 +1,90 @@
+package caddymodule
+
+import (
+	"errors"
+	"sync"
+
+	"github.com/prometheus/client_golang/prometheus"
+)
+
+// Metrics in Caddy's registry, namespace caddy, subsystem webhook:
+//
+//	caddy_webhook_requests_total{provider,outcome}
+//	    outcome: verified, rejected, duplicate, in_flight, store_error,
+//	    unverified_forwarded (enforce off)
+//	caddy_webhook_rejected_total{provider,reason}
+//	    reason: method_not_allowed, body_too_large, missing_signature,
+//	    malformed_signature, no_match, missing_timestamp,
+//	    malformed_timestamp, timestamp_too_old, timestamp_too_new,
+//	    malformed_body, missing_event_id, store_unavailable
+//	caddy_webhook_forwarded_total{provider,status}
+//	    status: the upstream's answer as 2xx, 3xx, 4xx, 5xx, or error
+//	caddy_webhook_store_errors_total{provider,op}
+//	    op: claim, commit, release, claim_lost
+//	caddy_webhook_verify_duration_seconds{provider}
+type metrics struct {
+	requests  *prometheus.CounterVec
+	rejected  *prometheus.CounterVec
+	forwarded *prometheus.CounterVec
+	storeErrs *prometheus.CounterVec
+	verify    *prometheus.HistogramVec
+}
+
+// The collectors are built once per process; Provision registers them with
+// each config's registry, tolerating the ones already registered.
+var collectors = sync.OnceValue(func() *metrics {
+	const ns, sub = "caddy", "webhook"
+	return &metrics{
+		requests: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Namespace: ns, Subsystem: sub, Name: "requests_total",
+			Help: "Webhook requests by provider and outcome.",
+		}, []string{"provider", "outcome"}),
+		rejected: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Namespace: ns, Subsystem: sub, Name: "rejected_total",
+			Help: "Rejected webhook requests by provider and reason.",
+		}, []string{"provider", "reason"}),
+		forwarded: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Namespace: ns, Subsystem: sub, Name: "forwarded_total",
+			Help: "Webhook events forwarded upstream, by the upstream's status class.",
+		}, []string{"provider", "status"}),
+		storeErrs: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Namespace: ns, Subsystem: sub, Name: "store_errors_total",
+			Help: "Dedupe store errors by operation.",
+		}, []string{"provider", "op"}),
+		verify: prometheus.NewHistogramVec(prometheus.HistogramOpts{
+			Namespace: ns, Subsystem: sub, Name: "verify_duration_seconds",
+			Help:    "Time to verify and normalise a webhook request.",
+			Buckets: []float64{.00001, .000025, .00005, .0001, .00025, .0005, .001, .0025, .005, .01},
+		}, []string{"provider"}),
+	}
+})
+
+func registerMetrics(reg prometheus.Registerer) (*metrics, error) {
+	m := collectors()
+	if reg == nil {
+		return m, nil
+	}
+	for _, c := range []prometheus.Collector{m.requests, m.rejected, m.forwarded, m.storeErrs, m.verify} {
+		if err := reg.Register(c); err != nil {
+			var are prometheus.AlreadyRegisteredError
+			if !errors.As(err, &are) {
+				return nil, err
+			}
+		}
+	}
+	return m, nil
+}
+
+func statusClass(status int) string {
+	switch {
+	case status >= 200 && status < 300:
+		return "2xx"
+	case status >= 300 && status < 400:
+		return "3xx"
+	case status >= 400 && status < 500:
+		return "4xx"
+	case status >= 500 && status < 600:
+		return "5xx"
+	}
+	return "error"
+}

@@ -1,0 +1,116 @@
+package caddymodule
+
+import (
+	"errors"
+	"net/http"
+	"strconv"
+
+	"github.com/caddyserver/caddy/v2"
+	"github.com/caddyserver/caddy/v2/modules/caddyhttp"
+	"go.uber.org/zap"
+	"go.uber.org/zap/zapcore"
+
+	"github.com/wagate/caddy-webhook/verify"
+)
+
+// Short reasons for the rejects that verify/ does not produce. Responses
+// and logs carry these, never a secret or a signature.
+var (
+	errMethod   = errors.New("webhook: method not allowed, use POST")
+	errTooLarge = errors.New("webhook: body too large")
+	errStore    = errors.New("webhook: dedupe store unavailable, retry later")
+	errInFlight = errors.New("webhook: event is being delivered by another request, retry later")
+)
+
+// classify maps a verify error to an HTTP status and a metric reason.
+func classify(err error) (int, string) {
+	switch {
+	case errors.Is(err, verify.ErrMalformedBody):
+		return http.StatusBadRequest, "malformed_body" // before the timestamp sentinels it may also wrap
+	case errors.Is(err, verify.ErrMissingEventID):
+		return http.StatusBadRequest, "missing_event_id"
+	case errors.Is(err, verify.ErrMissingSignature):
+		return http.StatusUnauthorized, "missing_signature"
+	case errors.Is(err, verify.ErrMalformedSignature):
+		return http.StatusUnauthorized, "malformed_signature"
+	case errors.Is(err, verify.ErrNoMatch):
+		return http.StatusUnauthorized, "no_match"
+	case errors.Is(err, verify.ErrMissingTimestamp):
+		return http.StatusUnauthorized, "missing_timestamp"
+	case errors.Is(err, verify.ErrMalformedTimestamp):
+		return http.StatusUnauthorized, "malformed_timestamp"
+	case errors.Is(err, verify.ErrTimestampTooOld):
+		return http.StatusUnauthorized, "timestamp_too_old"
+	case errors.Is(err, verify.ErrTimestampTooNew):
+		return http.StatusUnauthorized, "timestamp_too_new"
+	}
+	return http.StatusBadRequest, "invalid"
+}
+
+// reject counts and logs a refused request and returns it to Caddy's
+// error flow with a short reason.
+func (h *Handler) reject(r *http.Request, status int, reason string, err error, eventID string) error {
+	h.metrics.requests.WithLabelValues(h.verifier.Name(), "rejected").Inc()
+	h.metrics.rejected.WithLabelValues(h.verifier.Name(), reason).Inc()
+	h.logReject(r, reason, err, eventID, "")
+	return caddyhttp.Error(status, shortError{reason: reason, err: err})
+}
+
+// shortError keeps the sentinel for errors.Is while its message is the
+// reject's short reason.
+type shortError struct {
+	reason string
+	err    error
+}
+
+func (e shortError) Error() string { return "webhook rejected: " + e.err.Error() }
+func (e shortError) Unwrap() error { return e.err }
+
+// duplicate answers an already delivered event with 200 and a small JSON
+// body, without forwarding it: providers stop retrying on a 2xx.
+func (h *Handler) duplicate(w http.ResponseWriter, r *http.Request, ev *verify.Event) error {
+	repl := r.Context().Value(caddy.ReplacerCtxKey).(*caddy.Replacer)
+	repl.Set("http.webhook.duplicate", true)
+	h.metrics.requests.WithLabelValues(h.verifier.Name(), "duplicate").Inc()
+	h.log(zapcore.InfoLevel, r, "webhook duplicate", zap.String("event_id", ev.ID))
+	out := make([]byte, 0, 64+len(ev.ID))
+	out = append(out, `{"status":"duplicate","event_id":`...)
+	out = strconv.AppendQuote(out, ev.ID) // ids are printable: no control characters
+	out = append(out, "}\n"...)
+	w.Header().Set("Content-Type", "application/json")
+	w.Header().Set("Content-Length", strconv.Itoa(len(out)))
+	w.WriteHeader(http.StatusOK)
+	_, err := w.Write(out)
+	return err
+}
+
+func (h *Handler) log(level zapcore.Level, r *http.Request, msg string, fields ...zap.Field) {
+	if c := h.logger.Check(level, msg); c != nil {
+		ip, _ := caddyhttp.GetVar(r.Context(), caddyhttp.ClientIPVarKey).(string)
+		c.Write(append(fields, zap.String("provider", h.verifier.Name()), zap.String("remote_ip", ip))...)
+	}
+}
+
+func (h *Handler) logReject(r *http.Request, reason string, err error, eventID, note string) {
+	fields := []zap.Field{zap.String("reason", reason), zap.String("error", err.Error())}
+	if eventID != "" {
+		fields = append(fields, zap.String("event_id", eventID))
+	}
+	if note != "" {
+		fields = append(fields, zap.String("note", note))
+	}
+	h.log(zapcore.WarnLevel, r, "webhook rejected", fields...)
+}
+
+func (h *Handler) logStore(r *http.Request, op string, err error, eventID string) {
+	h.log(zapcore.ErrorLevel, r, "webhook dedupe store error",
+		zap.String("op", op), zap.String("event_id", eventID), zap.String("on_store_error", h.OnStoreError), zap.Error(err))
+}
+
+// stripForgeable removes the headers this handler sets, so that a client
+// cannot pass them off as the gateway's.
+func stripForgeable(h http.Header) {
+	h.Del("Webhook-Provider")
+	h.Del("Webhook-Event-Id")
+	h.Del("Webhook-Event-Type")
+}
