@@ -81,7 +81,7 @@ func parseCaddyfile(h httpcaddyfile.Helper) (caddyhttp.MiddlewareHandler, error)
 func (h *Handler) UnmarshalCaddyfile(d *caddyfile.Dispenser) error {
 	d.Next() // directive name
 	if !d.Args(&h.Provider) {
-		return d.ArgErr()
+		return d.Err("webhook_verify needs a provider: wazera, zavu, wastack, wazapin, vobiz, standard or custom")
 	}
 	if d.NextArg() {
 		return d.ArgErr()

@@ -546,3 +546,62 @@ func TestLogsAndMetrics(t *testing.T) {
 		t.Errorf("log lines: %d rejected, %d duplicate for this event; want at least 1 and 1", rejected, dup)
 	}
 }
+
+// TestJSONConfigCustomProvider loads a JSON config (no Caddyfile) with a
+// custom Slack-style provider and a Standard Webhooks sender.
+func TestJSONConfigCustomProvider(t *testing.T) {
+	up := newUpstream(t)
+	custom := verify.Custom{
+		Name: "acme", SignatureHeader: "X-Acme-Signature", SignaturePrefix: "v0=",
+		Signed: "v0:{timestamp}:{body}", TimestampHeader: "X-Acme-Timestamp", TimestampKind: verify.TimestampAttempt,
+		IDField: "event_id", TypeField: "type",
+	}
+	customJSON, _ := json.Marshal(custom)
+	cfg := fmt.Sprintf(`{
+	"admin": {"listen": "localhost:%d"},
+	"apps": {"http": {"servers": {"srv0": {
+		"listen": [":%d"],
+		"automatic_https": {"disable": true},
+		"routes": [
+			{"match": [{"path": ["/acme"]}], "handle": [
+				{"handler": "webhook_verify", "provider": "custom", "secrets": ["acme-secret"], "custom": %s,
+				 "dedupe": {"store": "memory", "key_prefix": "json:"}, "dedupe_ttl": "1h", "in_flight_ttl": "30s"},
+				{"handler": "reverse_proxy", "upstreams": [{"dial": "%s"}]}
+			]},
+			{"match": [{"path": ["/partner"]}], "handle": [
+				{"handler": "webhook_verify", "provider": "standard", "name": "partner", "secrets": ["%s"], "max_body": 2048},
+				{"handler": "reverse_proxy", "upstreams": [{"dial": "%s"}]}
+			]}
+		]
+	}}}}
+}`, adminPort, httpPort, customJSON, strings.TrimPrefix(up.URL, "http://"), secrets[verify.Wazapin], strings.TrimPrefix(up.URL, "http://"))
+	tester := caddytestTester(t)
+	tester.InitServer(cfg, "json")
+
+	acme, err := verify.NewCustom(custom, verify.Options{Secrets: []string{"acme-secret"}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	body := []byte(`{"event_id":"ev_` + fmt.Sprint(time.Now().UnixNano()) + `","type":"order.paid","data":{"status":"paid"}}`)
+	h, _ := acme.Sign(body, verify.SignOptions{})
+	if status, _, _ := sendTo(t, "/acme", event{provider: "acme", body: body, header: h}); status != 200 {
+		t.Fatalf("custom provider: %d", status)
+	}
+	got := up.received()[0]
+	if got.header.Get("Webhook-Provider") != "acme" || got.header.Get("Webhook-Event-Type") != "order.paid" {
+		t.Errorf("custom provider headers: %v", got.header)
+	}
+	h.Set("X-Acme-Timestamp", fmt.Sprint(time.Now().Unix()+1)) // the timestamp is signed
+	if status, _, _ := sendTo(t, "/acme", event{provider: "acme", body: body, header: h}); status != 401 {
+		t.Errorf("custom provider, timestamp changed: %d, want 401", status)
+	}
+
+	partner := newEvent(t, verify.Wazapin, "contact.updated")
+	h2, _ := signer(t, verify.Wazapin).Sign(partner.body, verify.SignOptions{})
+	if status, _, _ := sendTo(t, "/partner", event{body: partner.body, header: h2}); status != 200 {
+		t.Fatalf("standard provider: %d", status)
+	}
+	if p := up.received()[1].header.Get("Webhook-Provider"); p != "partner" {
+		t.Errorf("standard provider name %q", p)
+	}
+}

@@ -148,7 +148,7 @@ http://localhost:%d {
 %s
 }
 `, adminPort, httpPort, logFile, signatureLogFilter, httpPort, site)
-	tester := caddytest.NewTester(noSkip{t})
+	tester := caddytestTester(t)
 	tester.InitServer(cfg, "caddyfile")
 	if t.Failed() {
 		t.FailNow()
@@ -167,6 +167,11 @@ const signatureLogFilter = `			request>headers>X-Wazera-Signature delete
 			request>headers>X-Vobiz-Signature delete
 			request>headers>X-Webhook-Signature delete
 `
+
+// caddytestTester is a caddytest.Tester that fails where caddytest would skip.
+func caddytestTester(t *testing.T) *caddytest.Tester {
+	return caddytest.NewTester(noSkip{t})
+}
 
 func url(path string) string { return fmt.Sprintf("http://localhost:%d%s", httpPort, path) }
 

@@ -1,0 +1,32 @@
+# The two commands a new user needs:
+#
+#	make run    the gateway on Caddyfile.example, memory dedupe, demo app included
+#	make test   every test; installs redis-server first when it is missing
+#
+# Demo secrets, used only when the variables are unset: never in production.
+export WAZERA_SECRET  ?= demo-wazera-secret
+export ZAVU_SECRET    ?= whsec_demo-zavu-secret
+export WASTACK_SECRET ?= demo-wastack-secret
+export WAZAPIN_SECRET ?= whsec_ZGVtby13YXphcGluLXNlY3JldA==
+export VOBIZ_SECRET   ?= demo-vobiz-secret
+
+GO ?= go
+
+.PHONY: run build test fuzz bench faults
+
+run:
+	$(GO) run ./cmd/caddy run --config Caddyfile.example --adapter caddyfile
+
+build:
+	$(GO) build -o caddy ./cmd/caddy
+
+test:
+	scripts/test
+
+# Each fuzz target for FUZZTIME (default 1m).
+FUZZTIME ?= 1m
+fuzz:
+	scripts/fuzz $(FUZZTIME)
+
+bench:
+	$(GO) test -run '^$$' -bench . -benchmem ./verify/ ./dedupe/

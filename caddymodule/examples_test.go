@@ -1,0 +1,84 @@
+package caddymodule_test
+
+import (
+	"encoding/json"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"regexp"
+	"strings"
+	"testing"
+
+	"github.com/caddyserver/caddy/v2"
+)
+
+// TestExampleCaddyfile: Caddyfile.example adapts and provisions with the
+// demo secrets that make run sets, and keeps signatures out of Caddy's logs
+// with the same filter the end-to-end tests check.
+func TestExampleCaddyfile(t *testing.T) {
+	raw, err := os.ReadFile("../Caddyfile.example")
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, line := range strings.Split(strings.TrimSpace(signatureLogFilter), "\n") {
+		if !strings.Contains(string(raw), strings.TrimSpace(line)) {
+			t.Errorf("Caddyfile.example lacks the log filter line %q", strings.TrimSpace(line))
+		}
+	}
+	makefile, err := os.ReadFile("../Makefile")
+	if err != nil {
+		t.Fatal(err)
+	}
+	// export NAME ?= value
+	for _, m := range regexp.MustCompile(`(?m)^export (\w+_SECRET)\s*\?=\s*(\S+)$`).FindAllStringSubmatch(string(makefile), -1) {
+		t.Setenv(m[1], m[2])
+	}
+	out, err := adapt(t, string(raw))
+	if err != nil {
+		t.Fatal(err)
+	}
+	var cfg caddy.Config
+	if err := json.Unmarshal(out, &cfg); err != nil {
+		t.Fatal(err)
+	}
+	if err := caddy.Validate(&cfg); err != nil {
+		t.Errorf("Caddyfile.example does not provision with the Makefile's demo secrets: %v", err)
+	}
+	if strings.Contains(string(out), "demo-wazera-secret") {
+		t.Error("a secret was baked into the adapted config; use {env.*} placeholders")
+	}
+}
+
+// TestExampleScripts runs each examples/<provider>.sh, which signs with
+// openssl rather than this project's code, against the gateway: each
+// event must be verified and forwarded.
+func TestExampleScripts(t *testing.T) {
+	for _, tool := range []string{"sh", "curl", "openssl", "od"} {
+		if _, err := exec.LookPath(tool); err != nil {
+			t.Fatalf("%s is needed to run the examples: %v", tool, err)
+		}
+	}
+	up := newUpstream(t)
+	gateway(t, allProviders(up, ""))
+	env := append(os.Environ(),
+		"WAZERA_SECRET="+secrets["wazera"], "ZAVU_SECRET="+secrets["zavu"], "WASTACK_SECRET="+secrets["wastack"],
+		"WAZAPIN_SECRET="+secrets["wazapin"], "VOBIZ_SECRET="+secrets["vobiz"])
+	for _, p := range providerNames {
+		t.Run(p, func(t *testing.T) {
+			before := len(up.received())
+			cmd := exec.Command("sh", filepath.Join("..", "examples", p+".sh"), url("/"+p))
+			cmd.Env = env
+			out, err := cmd.CombinedOutput()
+			if err != nil {
+				t.Fatalf("%v: %s", err, out)
+			}
+			if !strings.HasSuffix(strings.TrimSpace(string(out)), "200") {
+				t.Fatalf("not accepted: %s", out)
+			}
+			got := up.received()
+			if len(got) != before+1 || got[len(got)-1].header.Get("Webhook-Provider") != p {
+				t.Fatalf("upstream got %d new requests", len(got)-before)
+			}
+		})
+	}
+}

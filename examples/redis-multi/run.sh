@@ -1,0 +1,50 @@
+#!/bin/sh
+# Two gateway instances sharing one Redis, in front of one demo app. Sends
+# the same Wazera event to each instance: the first forwards it, the second
+# answers that it is a duplicate. Needs redis-server (Debian package
+# redis-server) unless REDIS_ADDR points at a running Redis.
+#
+#	examples/redis-multi/run.sh
+set -eu
+here=$(cd "$(dirname "$0")" && pwd)
+top=$(cd "$here/../.." && pwd)
+tmp=$(mktemp -d)
+pids=""
+cleanup() { for p in $pids; do kill "$p" 2>/dev/null || true; done; rm -rf "$tmp"; }
+trap cleanup EXIT INT TERM
+
+export WAZERA_SECRET=${WAZERA_SECRET:-demo-wazera-secret}
+export WAZAPIN_SECRET=${WAZAPIN_SECRET:-whsec_ZGVtby13YXphcGluLXNlY3JldA==}
+export REDIS_PASSWORD=${REDIS_PASSWORD:-}
+export APP_PORT=${APP_PORT:-9091} APP_ADDR=127.0.0.1:${APP_PORT:-9091}
+
+if [ -z "${REDIS_ADDR:-}" ]; then
+	export REDIS_ADDR=127.0.0.1:6390
+	redis-server --port 6390 --bind 127.0.0.1 --save '' --appendonly no --dir "$tmp" --logfile "$tmp/redis.log" &
+	pids="$pids $!"
+fi
+
+(cd "$top" && go build -o "$tmp/caddy" ./cmd/caddy)
+"$tmp/caddy" run --adapter caddyfile --config "$here/app.Caddyfile" >"$tmp/app.log" 2>&1 &
+pids="$pids $!"
+for port in 8081 8082; do
+	GATEWAY_PORT=$port "$tmp/caddy" run --adapter caddyfile --config "$here/gateway.Caddyfile" >"$tmp/gateway-$port.log" 2>&1 &
+	pids="$pids $!"
+done
+for port in 8081 8082 "$APP_PORT"; do
+	i=0
+	until curl -s -o /dev/null "http://127.0.0.1:$port/"; do
+		i=$((i + 1)); [ $i -lt 100 ] || { echo "port $port did not come up" >&2; cat "$tmp"/*.log >&2; exit 1; }
+		sleep 0.1
+	done
+done
+
+now=$(date -u +%Y-%m-%dT%H:%M:%SZ)
+body='{"event":"message.read","timestamp":"'$now'","data":{"message_id":"msg_'$(od -An -N6 -tx1 /dev/urandom | tr -d ' \n')'","status":"read"}}'
+sig=$(printf '%s' "$body" | openssl dgst -sha256 -hmac "$WAZERA_SECRET" -r | cut -d' ' -f1)
+for port in 8081 8082; do
+	echo "--- instance :$port"
+	curl -sS -w '\n%{http_code}\n' "http://127.0.0.1:$port/wazera" -H "X-Wazera-Signature: $sig" --data-binary "$body"
+done
+sleep 0.5 # let the app write its log
+echo "--- the app received $(grep -c '"method":"POST"' "$tmp/app.log") event(s)"
