@@ -1,6 +1,7 @@
 # The two commands a new user needs:
 #
-#	make run    the gateway on Caddyfile.example, memory dedupe, demo app included
+#	make run    builds ./caddy and runs the gateway on Caddyfile.example:
+#	            memory dedupe, demo app included
 #	make test   every test; installs redis-server first when it is missing
 #
 # Demo secrets, used only when the variables are unset: never in production.
@@ -14,8 +15,8 @@ GO ?= go
 
 .PHONY: run build test fuzz bench faults
 
-run:
-	$(GO) run ./cmd/caddy run --config Caddyfile.example --adapter caddyfile
+run: build
+	./caddy run --config Caddyfile.example --adapter caddyfile
 
 build:
 	$(GO) build -o caddy ./cmd/caddy

@@ -8,4 +8,5 @@ package caddywebhook
 
 import (
 	_ "github.com/wagate/caddy-webhook/caddymodule"
+	_ "github.com/wagate/caddy-webhook/webhookcmd"
 )
