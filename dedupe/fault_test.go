@@ -110,3 +110,32 @@ func TestRedisUnreachableFromStart(t *testing.T) {
 		t.Errorf("Check: %v", err)
 	}
 }
+
+// TestOrphanedClaimIsForgotten: a claim whose SET reached a stalled Redis
+// but whose reply never came back (the caller got ErrUnavailable) is
+// deleted once Redis answers again, long before its own TTL, so the
+// provider's retry is not turned away as in flight.
+func TestOrphanedClaimIsForgotten(t *testing.T) {
+	srv, s := ownServer(t)
+	k := dedupe.Key{Provider: "wazapin", ID: "evt_orphan"}
+	// an established connection, so the SET below is written, not stuck in
+	// the connection's handshake
+	claim(t, s, dedupe.Key{Provider: "wazapin", ID: "warm-up"}, time.Minute, dedupe.Claimed)
+	srv.Pause()
+	if _, err := s.Claim(context.Background(), k, time.Minute); !errors.Is(err, dedupe.ErrUnavailable) {
+		t.Fatalf("claim against a paused Redis: %v", err)
+	}
+	time.Sleep(300 * time.Millisecond)
+	srv.Resume() // Redis now runs the SET it had received: an orphaned claim
+	deadline := time.Now().Add(10 * time.Second)
+	for {
+		c, err := s.Claim(context.Background(), k, time.Minute)
+		if err == nil && c.Outcome == dedupe.Claimed {
+			return
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("the orphaned claim was not deleted: %v %v", c.Outcome, err)
+		}
+		time.Sleep(100 * time.Millisecond)
+	}
+}

@@ -28,9 +28,11 @@ import (
 // since it deletes only while the token matches. The client reconnects by
 // itself when Redis comes back.
 type Redis struct {
-	client  redis.UniversalClient
-	prefix  string
-	timeout time.Duration
+	client   redis.UniversalClient
+	prefix   string
+	timeout  time.Duration
+	sets     *batcher
+	cleanups chan struct{} // bounds the orphan cleanups running at once
 }
 
 // Release: delete only while the token is ours.
@@ -39,13 +41,13 @@ if redis.call('GET', KEYS[1]) == ARGV[1] then return redis.call('DEL', KEYS[1]) 
 return 0`)
 
 // NewRedis returns a store over client. Keys start with prefix; timeout
-// bounds each operation (default DefaultTimeout). Close does not close the
-// client, which may be shared.
+// bounds each operation (default DefaultTimeout). Close stops the store's
+// goroutines but does not close the client, which may be shared.
 func NewRedis(client redis.UniversalClient, prefix string, timeout time.Duration) *Redis {
 	if timeout <= 0 {
 		timeout = DefaultTimeout
 	}
-	return &Redis{client: client, prefix: prefix, timeout: timeout}
+	return &Redis{client: client, prefix: prefix, timeout: timeout, sets: newBatcher(client), cleanups: make(chan struct{}, 256)}
 }
 
 // RedisKey returns the Redis key of an event under prefix.
@@ -63,12 +65,13 @@ func (r *Redis) Claim(ctx context.Context, key Key, ttl time.Duration) (Claim, e
 	rand.Read(c.token[:])
 	ctx, cancel := context.WithTimeout(ctx, r.timeout)
 	defer cancel()
-	prev, err := r.client.SetArgs(ctx, RedisKey(r.prefix, key), hex.EncodeToString(c.token[:]),
-		redis.SetArgs{Mode: "NX", TTL: ttl, Get: true}).Result()
+	prev, err := r.sets.set(ctx, RedisKey(r.prefix, key), hex.EncodeToString(c.token[:]),
+		redis.SetArgs{Mode: "NX", TTL: ttl, Get: true})
 	switch {
 	case err == redis.Nil:
 		c.Outcome = Claimed
 	case err != nil:
+		r.forget(c)
 		return Claim{Key: key}, unavailable(err)
 	case prev == doneValue:
 		c.Outcome = Done
@@ -86,7 +89,7 @@ const doneValue = "done"
 func (r *Redis) Commit(ctx context.Context, c Claim, ttl time.Duration) error {
 	ctx, cancel := context.WithTimeout(ctx, r.timeout)
 	defer cancel()
-	prev, err := r.client.SetArgs(ctx, RedisKey(r.prefix, c.Key), doneValue, redis.SetArgs{TTL: ttl, Get: true}).Result()
+	prev, err := r.sets.set(ctx, RedisKey(r.prefix, c.Key), doneValue, redis.SetArgs{TTL: ttl, Get: true})
 	if err != nil && err != redis.Nil {
 		return unavailable(err)
 	}
@@ -94,6 +97,33 @@ func (r *Redis) Commit(ctx context.Context, c Claim, ttl time.Duration) error {
 		return ErrClaimLost
 	}
 	return nil
+}
+
+// forget deletes, in the background, a claim whose SET may have reached
+// Redis with only its reply lost: left alone, it would turn every retry
+// away as in flight until it expires. The token check makes this safe
+// whatever happened since. It retries while Redis does not answer, for
+// about 12 s; at most 256 run at once, and past that the claim's own TTL
+// frees it.
+func (r *Redis) forget(c Claim) {
+	select {
+	case r.cleanups <- struct{}{}:
+	default:
+		return
+	}
+	go func() {
+		defer func() { <-r.cleanups }()
+		for wait := 50 * time.Millisecond; wait < 10*time.Second; wait *= 2 {
+			if r.Release(context.Background(), c) == nil {
+				return
+			}
+			select {
+			case <-time.After(wait):
+			case <-r.sets.stop:
+				return
+			}
+		}
+	}()
 }
 
 // Release implements Store.
@@ -153,7 +183,10 @@ func majorVersion(v string) int {
 }
 
 // Close implements Store. It leaves the client open.
-func (r *Redis) Close() error { return nil }
+func (r *Redis) Close() error {
+	r.sets.close()
+	return nil
+}
 
 // RedisOptions configures a Redis client: one address for a single server,
 // several for a Cluster, or Sentinel addresses with MasterName.

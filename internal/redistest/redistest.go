@@ -133,6 +133,9 @@ func (s *Server) alive() bool {
 	return err == nil
 }
 
+// Pid returns the server's process id.
+func (s *Server) Pid() int { return s.cmd.Process.Pid }
+
 // Restart starts the server again on the same port, after Stop.
 func (s *Server) Restart() error { return s.start() }
 
