@@ -8,6 +8,7 @@ import (
 	"io"
 	"net/http"
 	"os"
+	"runtime"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -371,6 +372,28 @@ func TestRedisStoreErrors(t *testing.T) {
 	}
 }
 
+// TestReloadsDoNotLeak: reloading a Redis-backed config many times leaves
+// no goroutines behind (each store's pipeline executors stop on Cleanup).
+func TestReloadsDoNotLeak(t *testing.T) {
+	up := newUpstream(t)
+	// each reload differs (Caddy skips one that changes nothing)
+	site := func(i int) string {
+		return fmt.Sprintf("\t\t\tdedupe redis {\n\t\t\t\taddress %s\n\t\t\t}\n\t\t\tin_flight_ttl %ds\n", redisSrv.Addr, 30+i)
+	}
+	gateway(t, allProviders(up, site(0)))
+	send(t, newEvent(t, verify.Zavu, "message.sent"))
+	time.Sleep(200 * time.Millisecond)
+	before := runtime.NumGoroutine()
+	for i := 1; i <= 10; i++ {
+		gateway(t, allProviders(up, site(i)))
+	}
+	send(t, newEvent(t, verify.Zavu, "message.sent"))
+	time.Sleep(500 * time.Millisecond)
+	if after := runtime.NumGoroutine(); after > before+10 {
+		t.Errorf("goroutines %d before 10 reloads, %d after", before, after)
+	}
+}
+
 // TestRedisSharedAcrossRoutes: two routes naming the same Redis share the
 // dedupe state (as two gateway instances would).
 func TestRedisSharedAcrossRoutes(t *testing.T) {
@@ -603,5 +626,43 @@ func TestJSONConfigCustomProvider(t *testing.T) {
 	}
 	if p := up.received()[1].header.Get("Webhook-Provider"); p != "partner" {
 		t.Errorf("standard provider name %q", p)
+	}
+}
+
+// TestLongTextAndWhitespace: a text long enough that the CloudEvent head
+// does not fit before the body, and a body with surrounding whitespace,
+// are forwarded as valid events carrying the body's JSON unchanged.
+func TestLongTextAndWhitespace(t *testing.T) {
+	up := newUpstream(t)
+	gateway(t, allProviders(up, ""))
+	v := signer(t, verify.Wazera)
+	now := time.Now().UTC().Format(time.RFC3339)
+	for name, body := range map[string]string{
+		"long text":  `{"event":"message.received","timestamp":"` + now + `","data":{"message_id":"m-` + fmt.Sprint(time.Now().UnixNano()) + `","text":"` + strings.Repeat(`Halo kak \"x\" é ✓ `, 300) + `"}}`,
+		"whitespace": "\n  {\"event\":\"message.read\",\"timestamp\":\"" + now + "\",\"data\":{\"message_id\":\"w-" + fmt.Sprint(time.Now().UnixNano()) + "\"}}\r\n\n",
+	} {
+		t.Run(name, func(t *testing.T) {
+			h, _ := v.Sign([]byte(body), verify.SignOptions{})
+			before := len(up.received())
+			if status, _, _ := send(t, event{provider: verify.Wazera, body: []byte(body), header: h}); status != 200 {
+				t.Fatalf("status %d", status)
+			}
+			got := up.received()[before]
+			var ce struct {
+				Data struct {
+					Text    string          `json:"text"`
+					Payload json.RawMessage `json:"payload"`
+				}
+			}
+			if err := json.Unmarshal(got.body, &ce); err != nil {
+				t.Fatalf("forwarded body is not JSON: %v", err)
+			}
+			if string(ce.Data.Payload) != strings.TrimSpace(body) {
+				t.Errorf("payload changed")
+			}
+			if got.header.Get("Content-Length") != fmt.Sprint(len(got.body)) {
+				t.Errorf("Content-Length %s for %d bytes", got.header.Get("Content-Length"), len(got.body))
+			}
+		})
 	}
 }

@@ -101,6 +101,7 @@ type Handler struct {
 	enforce  bool
 	logger   *zap.Logger
 	metrics  *metrics
+	count    counters
 }
 
 // CaddyModule returns the Caddy module information.
@@ -177,6 +178,7 @@ func (h *Handler) Provision(ctx caddy.Context) error {
 	if err != nil {
 		return fmt.Errorf("provider %s: %w", h.Provider, err)
 	}
+	h.count = h.metrics.forProvider(h.verifier.Name())
 
 	switch h.Dedupe.Store {
 	case "off", "memory":
@@ -232,6 +234,9 @@ func (h *Handler) Validate() error {
 
 // Cleanup releases the dedupe store; safe after a failed Provision.
 func (h *Handler) Cleanup() error {
+	if r, ok := h.store.(*dedupe.Redis); ok {
+		r.Close() // this handler's view of the shared client
+	}
 	if h.poolKey == "" {
 		return nil
 	}
@@ -261,7 +266,7 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request, next caddyht
 
 	start := time.Now()
 	ev, err := h.verifier.Verify(r.Header, body.Bytes())
-	h.metrics.verify.WithLabelValues(name).Observe(time.Since(start).Seconds())
+	h.count.verify.Observe(time.Since(start).Seconds())
 	stripForgeable(r.Header)
 	r.Header.Set("Webhook-Provider", name)
 	if h.enforce && (err != nil || h.Format == "cloudevents") {
@@ -278,12 +283,12 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request, next caddyht
 			return h.reject(r, status, reason, err, "")
 		}
 		h.logReject(r, reason, err, "", "forwarded: enforce off")
-		h.metrics.requests.WithLabelValues(name, "unverified_forwarded").Inc()
+		h.count.unverified.Inc()
 		body.restore(r)
 		_, err := h.forward(w, r, next)
 		return err
 	}
-	h.metrics.requests.WithLabelValues(name, "verified").Inc()
+	h.count.verified.Inc()
 	repl.Set("http.webhook.verified", true)
 	repl.Set("http.webhook.event_id", ev.ID)
 	repl.Set("http.webhook.event_type", ev.Type)
@@ -295,7 +300,7 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request, next caddyht
 		claim, err = h.store.Claim(r.Context(), dedupe.Key{Provider: name, ID: ev.ID}, time.Duration(h.InFlightTTL))
 		switch {
 		case err != nil:
-			h.metrics.requests.WithLabelValues(name, "store_error").Inc()
+			h.count.storeError.Inc()
 			h.metrics.storeErrs.WithLabelValues(name, "claim").Inc()
 			h.logStore(r, "claim", err, ev.ID)
 			if h.OnStoreError == "closed" {
@@ -308,7 +313,7 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request, next caddyht
 			return h.duplicate(w, r, &ev)
 		case claim.Outcome == dedupe.InFlight:
 			body.free()
-			h.metrics.requests.WithLabelValues(name, "in_flight").Inc()
+			h.count.inFlight.Inc()
 			h.log(zapcore.InfoLevel, r, "webhook in flight elsewhere", zap.String("event_id", ev.ID))
 			w.Header().Set("Retry-After", strconv.Itoa(int(time.Duration(h.InFlightTTL).Seconds())))
 			return caddyhttp.Error(http.StatusConflict, errInFlight)
@@ -377,6 +382,10 @@ func (h *Handler) forward(w http.ResponseWriter, r *http.Request, next caddyhttp
 	if status == 0 && err == nil {
 		status = http.StatusOK // nothing written and no error: net/http answers 200
 	}
-	h.metrics.forwarded.WithLabelValues(h.verifier.Name(), statusClass(status)).Inc()
+	if class := statusClass(status); class == "2xx" {
+		h.count.forwarded2xx.Inc()
+	} else {
+		h.metrics.forwarded.WithLabelValues(h.verifier.Name(), class).Inc()
+	}
 	return status, err
 }

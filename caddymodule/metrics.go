@@ -75,6 +75,26 @@ func registerMetrics(reg prometheus.Registerer) (*metrics, error) {
 	return m, nil
 }
 
+// counters are one handler's metric children, resolved once at Provision
+// so that a request does not hash label values.
+type counters struct {
+	verified, duplicate, inFlight, storeError, unverified prometheus.Counter
+	verify                                                prometheus.Observer
+	forwarded2xx                                          prometheus.Counter
+}
+
+func (m *metrics) forProvider(name string) counters {
+	return counters{
+		verified:     m.requests.WithLabelValues(name, "verified"),
+		duplicate:    m.requests.WithLabelValues(name, "duplicate"),
+		inFlight:     m.requests.WithLabelValues(name, "in_flight"),
+		storeError:   m.requests.WithLabelValues(name, "store_error"),
+		unverified:   m.requests.WithLabelValues(name, "unverified_forwarded"),
+		verify:       m.verify.WithLabelValues(name),
+		forwarded2xx: m.forwarded.WithLabelValues(name, "2xx"),
+	}
+}
+
 func statusClass(status int) string {
 	switch {
 	case status >= 200 && status < 300:

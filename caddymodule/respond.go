@@ -71,7 +71,7 @@ func (e shortError) Unwrap() error { return e.err }
 func (h *Handler) duplicate(w http.ResponseWriter, r *http.Request, ev *verify.Event) error {
 	repl := r.Context().Value(caddy.ReplacerCtxKey).(*caddy.Replacer)
 	repl.Set("http.webhook.duplicate", true)
-	h.metrics.requests.WithLabelValues(h.verifier.Name(), "duplicate").Inc()
+	h.count.duplicate.Inc()
 	h.log(zapcore.InfoLevel, r, "webhook duplicate", zap.String("event_id", ev.ID))
 	out := make([]byte, 0, 64+len(ev.ID))
 	out = append(out, `{"status":"duplicate","event_id":`...)
