@@ -13,7 +13,7 @@ export VOBIZ_SECRET   ?= demo-vobiz-secret
 
 GO ?= go
 
-.PHONY: run build test fuzz bench faults
+.PHONY: run build test fuzz bench faults load
 
 run: build
 	./caddy run --config Caddyfile.example --adapter caddyfile
@@ -31,3 +31,11 @@ fuzz:
 
 bench:
 	$(GO) test -run '^$$' -bench . -benchmem ./verify/ ./dedupe/
+
+# The six fault drills at full size (go test ./... runs them short).
+faults:
+	scripts/faults
+
+# The side-by-side load tool over its whole matrix (bench/load).
+load:
+	$(GO) run ./bench/load -matrix

@@ -1,0 +1,385 @@
+// Command load measures what the webhook gateway costs per request
+// compared with the proxy alone: one Caddy process, the same upstream
+// behind a bare reverse_proxy route (A) and a webhook_verify route (B),
+// alternating A B A B rounds of the same load. It reports throughput,
+// p50/p99/p99.9 latency, CPU seconds per 1,000 requests and peak RSS of
+// the Caddy process, and the ratio gateway/bare.
+//
+//	go run ./bench/load                        one row: zavu, 1KB, 32 concurrent, memory, cloudevents
+//	go run ./bench/load -body 1MB -c 256 -buffered
+//	go run ./bench/load -matrix                the whole matrix (make load)
+//
+// Every request is a unique, correctly signed event, so the dedupe store
+// never drops one. With -buffered a third route (C), reverse_proxy with
+// request_buffers, holds each body once as the gateway must (it cannot
+// forward a byte before the signature is checked): the fair baseline for
+// memory with large bodies.
+package main
+
+import (
+	"bytes"
+	"context"
+	"flag"
+	"fmt"
+	"io"
+	"log"
+	"net"
+	"net/http"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"slices"
+	"strconv"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/wagate/caddy-webhook/bench/sim"
+	"github.com/wagate/caddy-webhook/internal/redistest"
+)
+
+var (
+	caddyPath = flag.String("caddy", "", "Caddy binary with the module; default: build ./cmd/caddy")
+	provider  = flag.String("provider", "zavu", "provider whose events are sent")
+	bodies    = flag.String("body", "1KB", "body sizes, comma-separated: 1KB, 64KB, 1MB")
+	conc      = flag.String("c", "32", "concurrencies, comma-separated (closed loop)")
+	rate      = flag.Float64("rate", 0, "fixed rate in requests per second instead of a closed loop")
+	dedupes   = flag.String("dedupe", "memory", "dedupe stores, comma-separated: memory, redis, off")
+	formats   = flag.String("format", "cloudevents", "formats, comma-separated: cloudevents, raw")
+	duration  = flag.Duration("duration", 3*time.Second, "length of each round")
+	rounds    = flag.Int("rounds", 2, "rounds per route (A B A B is 2)")
+	buffered  = flag.Bool("buffered", false, "add route C: reverse_proxy with request_buffers")
+	only      = flag.String("only", "", "run one route alone (bare, gw or buffered), for profiling")
+	matrix    = flag.Bool("matrix", false, "run the whole matrix: dedupe memory,redis x body 1KB,64KB,1MB x c 1,32,256 x format cloudevents,raw")
+)
+
+const secret = "whsec_bG9hZC10b29sLXNlY3JldA=="
+
+// redisPid is the redis-server's process, whose CPU is reported beside Caddy's.
+var redisPid int
+
+func main() {
+	flag.Parse()
+	if *matrix {
+		*dedupes, *bodies, *conc, *formats = "memory,redis", "1KB,64KB,1MB", "1,32,256", "cloudevents,raw"
+	}
+	bin := *caddyPath
+	tmp, _ := os.MkdirTemp("", "load-")
+	defer os.RemoveAll(tmp)
+	if bin == "" {
+		bin = filepath.Join(tmp, "caddy")
+		if out, err := exec.Command("go", "build", "-o", bin, "./cmd/caddy").CombinedOutput(); err != nil {
+			log.Fatalf("building caddy (run from the repository root): %v\n%s", err, out)
+		}
+	}
+
+	up := &http.Server{Handler: http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		io.Copy(io.Discard, r.Body)
+		w.Write([]byte("ok"))
+	})}
+	ul, _ := net.Listen("tcp", "127.0.0.1:0")
+	go up.Serve(ul)
+
+	var redisAddr string
+	if strings.Contains(*dedupes, "redis") {
+		rs, err := redistest.Start()
+		if err != nil {
+			log.Fatal(err)
+		}
+		defer rs.Close()
+		redisAddr = rs.Addr
+		redisPid = rs.Pid()
+	}
+
+	g := startCaddy(bin, tmp)
+	defer g.stop()
+
+	fmt.Printf("provider %s, rounds of %s, %d per route, alternating; CPU and RSS of the Caddy process\n\n", *provider, *duration, *rounds)
+	fmt.Println("| dedupe | format | body | conc | route | req/s | p50 ms | p99 ms | p99.9 ms | CPU s/1k req | redis-server CPU s/1k req | peak RSS MB | errors |")
+	fmt.Println("|---|---|---|---|---|---|---|---|---|---|---|---|---|")
+	for _, dd := range split(*dedupes) {
+		for _, format := range split(*formats) {
+			for _, body := range split(*bodies) {
+				for _, c := range split(*conc) {
+					n, _ := strconv.Atoi(c)
+					row(g, ul.Addr().String(), redisAddr, dd, format, body, n)
+				}
+			}
+		}
+	}
+}
+
+func split(s string) []string { return strings.Split(s, ",") }
+
+func sizeOf(s string) int {
+	switch strings.ToUpper(s) {
+	case "1KB":
+		return 1 << 10
+	case "64KB":
+		return 64 << 10
+	case "1MB":
+		return 1 << 20
+	}
+	log.Fatalf("body size %q: use 1KB, 64KB or 1MB", s)
+	return 0
+}
+
+// result of one route over its rounds
+type result struct {
+	requests, errors int
+	elapsed          time.Duration
+	lat              []time.Duration
+	cpu              float64 // seconds
+	redisCPU         float64 // seconds, of redis-server
+	rss              float64 // MB, highest of its rounds
+}
+
+func (r *result) add(o result) {
+	r.requests += o.requests
+	r.errors += o.errors
+	r.elapsed += o.elapsed
+	r.lat = append(r.lat, o.lat...)
+	r.cpu += o.cpu
+	r.redisCPU += o.redisCPU
+	r.rss = max(r.rss, o.rss)
+}
+
+func (r *result) rps() float64 { return float64(r.requests) / r.elapsed.Seconds() }
+
+func (r *result) pct(p float64) float64 {
+	if len(r.lat) == 0 {
+		return 0
+	}
+	slices.Sort(r.lat)
+	return float64(r.lat[min(len(r.lat)-1, int(float64(len(r.lat))*p))].Microseconds()) / 1000
+}
+
+func row(g *caddyProc, upstream, redisAddr, dd, format, body string, c int) {
+	size := sizeOf(body)
+	dedupe := "off"
+	switch dd {
+	case "memory":
+		dedupe = "memory {\n\t\t\t\tkey_prefix load" + strconv.FormatInt(time.Now().UnixNano(), 36) + ":\n\t\t\t}"
+	case "redis":
+		dedupe = "redis {\n\t\t\t\taddress " + redisAddr + "\n\t\t\t\tkey_prefix load" + strconv.FormatInt(time.Now().UnixNano(), 36) + ":\n\t\t\t}"
+	}
+	g.load(fmt.Sprintf(`{
+	admin localhost:%d
+	log {
+		level ERROR
+	}
+}
+http://127.0.0.1:%d {
+	handle /bare {
+		reverse_proxy %s
+	}
+	handle /buffered {
+		reverse_proxy %s {
+			request_buffers 2MiB
+		}
+	}
+	handle /gw {
+		webhook_verify %s {
+			secret %s
+			max_body 2MiB
+			format %s
+			dedupe %s
+		}
+		reverse_proxy %s
+	}
+}
+`, g.admin, g.port, upstream, upstream, *provider, secret, format, dedupe, upstream))
+
+	src, err := sim.NewSource(*provider, secret, size)
+	if err != nil {
+		log.Fatal(err)
+	}
+	routes := []string{"bare", "gw"}
+	if *buffered {
+		routes = append(routes, "buffered")
+	}
+	if *only != "" {
+		routes = []string{*only}
+		for i := 0; i < *rounds; i++ {
+			r := runRound(g, src, *only, c, *duration)
+			fmt.Printf("| %s | %s | %s | %d | %s alone | %.0f | %.2f | %.2f | %.2f | %.3f | %.3f | %.0f | %d |\n",
+				dd, format, body, c, *only, r.rps(), r.pct(.50), r.pct(.99), r.pct(.999), r.cpu/float64(r.requests)*1000, r.redisCPU/float64(r.requests)*1000, r.rss, r.errors)
+		}
+		return
+	}
+	results := map[string]*result{}
+	for _, r := range routes {
+		results[r] = &result{}
+	}
+	// warm-up: connections, pools, the JIT-free but cache-hungry first requests
+	runRound(g, src, "gw", c, time.Second/2)
+	runRound(g, src, "bare", c, time.Second/2)
+	for i := 0; i < *rounds; i++ {
+		for _, r := range routes {
+			results[r].add(runRound(g, src, r, c, *duration))
+		}
+	}
+	name := map[string]string{"bare": "A bare", "gw": "B gateway", "buffered": "C bare, buffered"}
+	for _, r := range routes {
+		x := results[r]
+		fmt.Printf("| %s | %s | %s | %d | %s | %.0f | %.2f | %.2f | %.2f | %.3f | %.3f | %.0f | %d |\n",
+			dd, format, body, c, name[r], x.rps(), x.pct(.50), x.pct(.99), x.pct(.999), x.cpu/float64(x.requests)*1000, x.redisCPU/float64(x.requests)*1000, x.rss, x.errors)
+	}
+	a, b := results["bare"], results["gw"]
+	fmt.Printf("| %s | %s | %s | %d | **B/A** | **%.2f** | %.2f | **%.2f** | %.2f | %.2f | | **%.2f** | |\n",
+		dd, format, body, c, b.rps()/a.rps(), b.pct(.5)/a.pct(.5), b.pct(.99)/a.pct(.99), b.pct(.999)/a.pct(.999),
+		(b.cpu/float64(b.requests))/(a.cpu/float64(a.requests)), b.rss/a.rss)
+	if *buffered {
+		cc := results["buffered"]
+		fmt.Printf("| %s | %s | %s | %d | **B/C** | **%.2f** | | **%.2f** | | | | **%.2f** | |\n",
+			dd, format, body, c, b.rps()/cc.rps(), b.pct(.99)/cc.pct(.99), b.rss/cc.rss)
+	}
+}
+
+// runRound sends load to one route for d and measures the Caddy process.
+func runRound(g *caddyProc, src *sim.Source, route string, c int, d time.Duration) result {
+	url := fmt.Sprintf("http://127.0.0.1:%d/%s", g.port, route)
+	client := &http.Client{Timeout: 30 * time.Second, Transport: &http.Transport{MaxIdleConnsPerHost: c + 8, DisableCompression: true}}
+	defer client.CloseIdleConnections()
+	g.resetPeak()
+	cpu0 := g.cpu()
+	rcpu0 := procCPU(redisPid)
+	ctx, cancel := context.WithTimeout(context.Background(), d)
+	defer cancel()
+	var mu sync.Mutex
+	var res result
+	var wg sync.WaitGroup
+	var tick <-chan time.Time
+	if *rate > 0 {
+		t := time.NewTicker(time.Duration(float64(time.Second) / *rate))
+		defer t.Stop()
+		tick = t.C
+	}
+	var inflight atomic.Int64
+	start := time.Now()
+	for w := 0; w < c; w++ {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			lat := make([]time.Duration, 0, 4096)
+			errs := 0
+			for ctx.Err() == nil {
+				if tick != nil {
+					select {
+					case <-tick:
+					case <-ctx.Done():
+						continue
+					}
+				}
+				e := src.Quick()
+				req, _ := http.NewRequest(http.MethodPost, url, bytes.NewReader(e.Body))
+				req.Header = e.Sign()
+				inflight.Add(1)
+				t0 := time.Now()
+				resp, err := client.Do(req)
+				if err == nil {
+					io.Copy(io.Discard, resp.Body)
+					resp.Body.Close()
+					if resp.StatusCode != 200 {
+						err = fmt.Errorf("status %d", resp.StatusCode)
+					}
+				}
+				lat = append(lat, time.Since(t0))
+				inflight.Add(-1)
+				if err != nil {
+					errs++
+				}
+			}
+			mu.Lock()
+			res.lat = append(res.lat, lat...)
+			res.errors += errs
+			mu.Unlock()
+		}()
+	}
+	wg.Wait()
+	res.elapsed = time.Since(start)
+	res.requests = len(res.lat)
+	res.cpu = g.cpu() - cpu0
+	res.redisCPU = procCPU(redisPid) - rcpu0
+	res.rss = g.peakRSS()
+	return res
+}
+
+// caddyProc is the Caddy process under test.
+type caddyProc struct {
+	cmd         *exec.Cmd
+	port, admin int
+}
+
+func freePort() int {
+	l, _ := net.Listen("tcp", "127.0.0.1:0")
+	defer l.Close()
+	return l.Addr().(*net.TCPAddr).Port
+}
+
+func startCaddy(bin, dir string) *caddyProc {
+	g := &caddyProc{port: freePort(), admin: freePort()}
+	cfg := filepath.Join(dir, "Caddyfile")
+	os.WriteFile(cfg, []byte(fmt.Sprintf("{\n\tadmin localhost:%d\n}\n", g.admin)), 0o644)
+	g.cmd = exec.Command(bin, "run", "--adapter", "caddyfile", "--config", cfg)
+	logf, _ := os.Create(filepath.Join(dir, "caddy.log"))
+	g.cmd.Stdout, g.cmd.Stderr = logf, logf
+	if err := g.cmd.Start(); err != nil {
+		log.Fatal(err)
+	}
+	for i := 0; i < 300; i++ {
+		if resp, err := http.Get(fmt.Sprintf("http://localhost:%d/config/", g.admin)); err == nil {
+			resp.Body.Close()
+			return g
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+	log.Fatal("caddy did not start")
+	return nil
+}
+
+func (g *caddyProc) load(caddyfile string) {
+	resp, err := http.Post(fmt.Sprintf("http://localhost:%d/load", g.admin), "text/caddyfile", strings.NewReader(caddyfile))
+	if err != nil {
+		log.Fatal(err)
+	}
+	b, _ := io.ReadAll(resp.Body)
+	resp.Body.Close()
+	if resp.StatusCode != 200 {
+		log.Fatalf("loading config: %s", b)
+	}
+	time.Sleep(200 * time.Millisecond)
+}
+
+func (g *caddyProc) stop() { g.cmd.Process.Kill(); g.cmd.Wait() }
+
+// cpu returns the process's user+system CPU time in seconds.
+func (g *caddyProc) cpu() float64 { return procCPU(g.cmd.Process.Pid) }
+
+func procCPU(pid int) float64 {
+	if pid == 0 {
+		return 0
+	}
+	b, _ := os.ReadFile(fmt.Sprintf("/proc/%d/stat", pid))
+	f := strings.Fields(string(b[bytes.LastIndexByte(b, ')')+2:]))
+	utime, _ := strconv.ParseFloat(f[11], 64)
+	stime, _ := strconv.ParseFloat(f[12], 64)
+	return (utime + stime) / 100 // USER_HZ
+}
+
+// resetPeak resets the process's peak RSS (Linux 4.0+: clear_refs 5).
+func (g *caddyProc) resetPeak() {
+	os.WriteFile(fmt.Sprintf("/proc/%d/clear_refs", g.cmd.Process.Pid), []byte("5"), 0)
+}
+
+func (g *caddyProc) peakRSS() float64 {
+	b, _ := os.ReadFile(fmt.Sprintf("/proc/%d/status", g.cmd.Process.Pid))
+	for _, line := range strings.Split(string(b), "\n") {
+		if v, ok := strings.CutPrefix(line, "VmHWM:"); ok {
+			kb, _ := strconv.ParseFloat(strings.TrimSuffix(strings.TrimSpace(v), " kB"), 64)
+			return kb / 1024
+		}
+	}
+	return 0
+}
