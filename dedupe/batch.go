@@ -2,8 +2,8 @@ package dedupe
 
 import (
 	"context"
-	"errors"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/redis/go-redis/v9"
@@ -13,8 +13,9 @@ import (
 // few executors takes one waiting command and every other command waiting
 // at that moment, and sends them in one write, reading the replies in one
 // read. Under concurrency that divides the system calls per command by the
-// batch size, which is what a Redis round trip mostly costs the gateway;
-// when there is no concurrency a batch is one command and nothing waits.
+// batch size, which is what a Redis round trip mostly costs the gateway.
+// A command sent while no other is in flight goes straight to Redis from
+// its caller: with nothing to batch, a handoff would only add latency.
 //
 // Each command keeps its own context: a caller whose deadline passes while
 // its command waits or runs gets the context's error at once. A pipeline
@@ -22,13 +23,12 @@ import (
 // on after its caller stopped waiting (a command already sent may still
 // take effect, as with any timed-out Redis call).
 type batcher struct {
-	client redis.UniversalClient
-	queue  chan *setCall
-	stop   chan struct{}
-	once   sync.Once
+	client   redis.UniversalClient
+	queue    chan *setCall
+	stop     chan struct{}
+	once     sync.Once
+	inflight atomic.Int32 // commands being sent, direct or in a pipeline
 }
-
-var errClosed = errors.New("store closed")
 
 const (
 	executors = 4
@@ -55,13 +55,23 @@ func newBatcher(client redis.UniversalClient) *batcher {
 
 // set runs SET key value <args> and returns its reply (redis.Nil for none).
 func (b *batcher) set(ctx context.Context, key, value string, args redis.SetArgs) (string, error) {
+	select {
+	case <-b.stop: // closed: a late caller (a request outliving a reload) goes direct
+		return b.client.SetArgs(ctx, key, value, args).Result()
+	default:
+	}
+	if b.inflight.Add(1) == 1 { // nothing else in flight: no batch to join
+		defer b.inflight.Add(-1)
+		return b.client.SetArgs(ctx, key, value, args).Result()
+	}
+	b.inflight.Add(-1)
 	c := &setCall{ctx: ctx, key: key, value: value, args: args, done: make(chan struct{}, 1)}
 	select {
 	case b.queue <- c:
 	case <-ctx.Done():
 		return "", ctx.Err()
 	case <-b.stop:
-		return "", errClosed
+		return b.client.SetArgs(ctx, key, value, args).Result()
 	}
 	select {
 	case <-c.done:
@@ -78,7 +88,15 @@ func (b *batcher) run() {
 		case c := <-b.queue:
 			batch = append(batch[:0], c)
 		case <-b.stop:
-			return
+			// serve what was queued before the stop, then leave
+			for {
+				select {
+				case c := <-b.queue:
+					b.exec(append(batch[:0], c))
+				default:
+					return
+				}
+			}
 		}
 	more:
 		for len(batch) < maxBatch {
@@ -94,6 +112,8 @@ func (b *batcher) run() {
 }
 
 func (b *batcher) exec(batch []*setCall) {
+	b.inflight.Add(int32(len(batch)))
+	defer b.inflight.Add(-int32(len(batch)))
 	// the pipeline lives no longer than its least patient caller
 	deadline := time.Now().Add(DefaultTimeout)
 	for _, c := range batch {

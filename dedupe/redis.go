@@ -182,7 +182,8 @@ func majorVersion(v string) int {
 	return n
 }
 
-// Close implements Store. It leaves the client open.
+// Close implements Store: it stops the store's pipeline executors (later
+// calls go to the client directly) and leaves the client open.
 func (r *Redis) Close() error {
 	r.sets.close()
 	return nil

@@ -295,3 +295,39 @@ func TestRedisCheck(t *testing.T) {
 		}
 	}
 }
+
+// TestRedisCloseDuringTraffic: a store closed by a config reload while
+// requests still use it (the old handler's requests outlive the reload)
+// answers every one of them, and its claims stay exclusive.
+func TestRedisCloseDuringTraffic(t *testing.T) {
+	ctx := context.Background()
+	s := dedupe.NewRedis(newClient(t, dedupe.RedisOptions{Addrs: []string{single.Addr}}), uniquePrefix(), time.Second)
+	const n = 400
+	var wg sync.WaitGroup
+	errs := make(chan error, n)
+	for i := 0; i < n; i++ {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			k := dedupe.Key{Provider: "wazera", ID: fmt.Sprint("evt-", i%(n/2))} // every id twice
+			c, err := s.Claim(ctx, k, time.Minute)
+			if err == nil && c.Outcome == dedupe.Claimed {
+				err = s.Commit(ctx, c, time.Hour)
+			}
+			errs <- err
+		}()
+		if i == n/2 {
+			s.Close()
+		}
+	}
+	wg.Wait()
+	close(errs)
+	for err := range errs {
+		if err != nil {
+			t.Fatalf("a request during Close: %v", err)
+		}
+	}
+	for i := 0; i < n/2; i++ { // each id claimed once and committed
+		claim(t, s, dedupe.Key{Provider: "wazera", ID: fmt.Sprint("evt-", i)}, time.Minute, dedupe.Done)
+	}
+}
