@@ -48,16 +48,24 @@ func (l *latencies) report(b *testing.B) {
 	b.ReportMetric(float64(l.d[len(l.d)*99/100].Nanoseconds()), "p99-ns")
 }
 
+// fullMemory returns a memory store of 1<<18 entries, filled to capacity
+// with the first keys, so that the benchmarks run at steady state.
+func fullMemory(keys []dedupe.Key) *dedupe.Memory {
+	ctx := context.Background()
+	m := dedupe.NewMemory(dedupe.MemoryOptions{MaxEntries: 1 << 18})
+	for _, k := range keys[:1<<18] {
+		c, _ := m.Claim(ctx, k, time.Minute)
+		m.Commit(ctx, c, time.Hour)
+	}
+	return m
+}
+
 // BenchmarkMemoryClaimCommit: one claim and one commit of a new event per
 // op, at steady state: the store is full and evicts as it inserts.
 func BenchmarkMemoryClaimCommit(b *testing.B) {
 	ctx := context.Background()
 	keys := benchKeys(1 << 20)
-	m := dedupe.NewMemory(dedupe.MemoryOptions{MaxEntries: 1 << 18})
-	for _, k := range keys[:1<<18] { // fill to capacity first
-		c, _ := m.Claim(ctx, k, time.Minute)
-		m.Commit(ctx, c, time.Hour)
-	}
+	m := fullMemory(keys)
 	b.ReportAllocs()
 	var lat latencies
 	lat.d = make([]time.Duration, 0, b.N/16+1)
@@ -77,12 +85,9 @@ func BenchmarkMemoryClaimCommit(b *testing.B) {
 func BenchmarkMemoryClaimCommitParallel(b *testing.B) {
 	ctx := context.Background()
 	keys := benchKeys(1 << 20)
-	m := dedupe.NewMemory(dedupe.MemoryOptions{MaxEntries: 1 << 18})
-	for _, k := range keys[:1<<18] { // fill to capacity first
-		c, _ := m.Claim(ctx, k, time.Minute)
-		m.Commit(ctx, c, time.Hour)
-	}
+	m := fullMemory(keys)
 	b.ReportAllocs()
+	b.ResetTimer() // the keys and the fill are not the store's work
 	b.RunParallel(func(pb *testing.PB) {
 		i := int(time.Now().UnixNano())
 		for pb.Next() {
@@ -128,9 +133,9 @@ func BenchmarkRedis(b *testing.B) {
 		keys := benchKeys(1 << 20)
 		var round atomic.Int64 // every round gets a fresh prefix...
 		var next atomic.Int64  // ...and every op a key of its own: claims must win
+		var s *dedupe.Redis    // the store of the current round
 		ops := map[string]func(k dedupe.Key){
 			"claim+commit": func(k dedupe.Key) {
-				s := dedupe.NewRedis(client, "bench:"+strconv.FormatInt(round.Load(), 10)+":", time.Second)
 				c, err := s.Claim(ctx, k, time.Minute)
 				if err != nil || c.Outcome != dedupe.Claimed {
 					b.Fatal(c.Outcome, err)
@@ -151,8 +156,14 @@ func BenchmarkRedis(b *testing.B) {
 		}
 		for _, name := range []string{"2xSET", "claim+commit", "2xSET", "claim+commit"} { // A B A B
 			op := ops[name]
+			newRound := func() {
+				if s != nil {
+					s.Close()
+				}
+				s = dedupe.NewRedis(client, "bench:"+strconv.FormatInt(round.Add(1), 10)+":", time.Second)
+			}
 			b.Run(target.name+"/seq/"+name, func(b *testing.B) {
-				round.Add(1)
+				newRound()
 				var lat latencies
 				for i := 0; b.Loop(); i++ {
 					k := keys[int(next.Add(1))&(len(keys)-1)]
@@ -161,7 +172,7 @@ func BenchmarkRedis(b *testing.B) {
 				lat.report(b)
 			})
 			b.Run(target.name+"/par32/"+name, func(b *testing.B) {
-				round.Add(1)
+				newRound()
 				b.SetParallelism(16) // 16 x GOMAXPROCS(2) = 32 goroutines
 				b.RunParallel(func(pb *testing.PB) {
 					for pb.Next() {

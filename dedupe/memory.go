@@ -124,13 +124,20 @@ func (m *Memory) Claim(_ context.Context, key Key, ttl time.Duration) (Claim, er
 	return c, nil
 }
 
+// locate returns where a claim's key lives, the time, and the claim's
+// token, with the shard locked: the caller unlocks it.
+func (m *Memory) locate(c Claim) (h hkey, sh *memShard, now int64, tok uint64) {
+	h = m.hash(c.Key)
+	sh = m.shard(h)
+	now = m.clock()
+	tok = binary.LittleEndian.Uint64(c.token[:])
+	sh.mu.Lock()
+	return h, sh, now, tok
+}
+
 // Commit implements Store.
 func (m *Memory) Commit(_ context.Context, c Claim, ttl time.Duration) error {
-	h := m.hash(c.Key)
-	sh := m.shard(h)
-	now := m.clock()
-	tok := binary.LittleEndian.Uint64(c.token[:])
-	sh.mu.Lock()
+	h, sh, now, tok := m.locate(c)
 	defer sh.mu.Unlock()
 	e, ok := sh.m[h]
 	switch {
@@ -150,11 +157,7 @@ func (m *Memory) Commit(_ context.Context, c Claim, ttl time.Duration) error {
 
 // Release implements Store.
 func (m *Memory) Release(_ context.Context, c Claim) error {
-	h := m.hash(c.Key)
-	sh := m.shard(h)
-	now := m.clock()
-	tok := binary.LittleEndian.Uint64(c.token[:])
-	sh.mu.Lock()
+	h, sh, now, tok := m.locate(c)
 	defer sh.mu.Unlock()
 	if e, ok := sh.m[h]; ok && e.token == tok && e.expires > now {
 		delete(sh.m, h)
