@@ -18,6 +18,7 @@ import (
 	"time"
 
 	"github.com/wagate/caddy-webhook/bench/sim"
+	"github.com/wagate/caddy-webhook/internal/testutil"
 	"github.com/wagate/caddy-webhook/verify"
 )
 
@@ -36,9 +37,8 @@ func TestMain(m *testing.M) {
 	if tmpDir, err = os.MkdirTemp("", "drills-"); err != nil {
 		panic(err)
 	}
-	caddyBin = filepath.Join(tmpDir, "caddy")
-	if out, err := exec.Command("go", "build", "-o", caddyBin, "../cmd/caddy").CombinedOutput(); err != nil {
-		fmt.Fprintf(os.Stderr, "building caddy: %v\n%s", err, out)
+	if caddyBin, err = testutil.BuildCaddy("..", tmpDir); err != nil {
+		fmt.Fprintln(os.Stderr, err)
 		os.Exit(1)
 	}
 	code := m.Run()
@@ -74,15 +74,6 @@ func sources(t *testing.T, bodySize int) []*sim.Source {
 		out = append(out, s)
 	}
 	return out
-}
-
-func freePort() int {
-	l, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		panic(err)
-	}
-	defer l.Close()
-	return l.Addr().(*net.TCPAddr).Port
 }
 
 // gatewayConfig is a Caddyfile with every provider on its own path.
@@ -128,10 +119,10 @@ type gateway struct {
 func startGateway(t *testing.T, cfg gatewayConfig) *gateway {
 	t.Helper()
 	if cfg.Port == 0 {
-		cfg.Port = freePort()
+		cfg.Port = testutil.FreePort()
 	}
 	if cfg.AdminPort == 0 {
-		cfg.AdminPort = freePort()
+		cfg.AdminPort = testutil.FreePort()
 	}
 	dir := t.TempDir()
 	g := &gateway{t: t, cfg: cfg, file: filepath.Join(dir, "Caddyfile")}
@@ -216,16 +207,7 @@ func (g *gateway) metric(name string) float64 {
 }
 
 // peakRSS is the process's high-water resident set, in MB.
-func (g *gateway) peakRSS() float64 {
-	b, _ := os.ReadFile(fmt.Sprintf("/proc/%d/status", g.cmd.Process.Pid))
-	for _, line := range strings.Split(string(b), "\n") {
-		if v, ok := strings.CutPrefix(line, "VmHWM:"); ok {
-			kb, _ := strconv.ParseFloat(strings.TrimSuffix(strings.TrimSpace(v), " kB"), 64)
-			return kb / 1024
-		}
-	}
-	return -1
-}
+func (g *gateway) peakRSS() float64 { return testutil.PeakRSS(g.cmd.Process.Pid) }
 
 func startUpstream(t *testing.T) (*sim.Upstream, string) {
 	u := sim.NewUpstream()

@@ -15,6 +15,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/wagate/caddy-webhook/internal/testutil"
 	"github.com/wagate/caddy-webhook/verify"
 )
 
@@ -183,7 +184,7 @@ func TestUpstreamFailureReleasesClaim(t *testing.T) {
 // upstream) releases the claim too.
 func TestUnreachableUpstreamReleasesClaim(t *testing.T) {
 	up := newUpstream(t)
-	dead := fmt.Sprintf("127.0.0.1:%d", freePort())
+	dead := fmt.Sprintf("127.0.0.1:%d", testutil.FreePort())
 	gateway(t, "\thandle /wazera {\n\t\twebhook_verify wazera {\n\t\t\tsecret "+secrets[verify.Wazera]+"\n\t\t}\n\t\treverse_proxy "+dead+"\n\t}\n"+
 		"\thandle /wazera-ok {\n\t\twebhook_verify wazera {\n\t\t\tsecret "+secrets[verify.Wazera]+"\n\t\t}\n\t\treverse_proxy "+up.URL+"\n\t}\n")
 	e := newEvent(t, verify.Wazera, "message.sent")

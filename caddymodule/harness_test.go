@@ -4,7 +4,6 @@ import (
 	"bytes"
 	"fmt"
 	"io"
-	"net"
 	"net/http"
 	"net/http/httptest"
 	"os"
@@ -18,6 +17,7 @@ import (
 
 	_ "github.com/wagate/caddy-webhook/caddymodule"
 	"github.com/wagate/caddy-webhook/internal/redistest"
+	"github.com/wagate/caddy-webhook/internal/testutil"
 	"github.com/wagate/caddy-webhook/verify"
 	"github.com/wagate/caddy-webhook/verify/samples"
 )
@@ -31,7 +31,7 @@ var (
 )
 
 func TestMain(m *testing.M) {
-	adminPort, httpPort = freePort(), freePort()
+	adminPort, httpPort = testutil.FreePort(), testutil.FreePort()
 	caddytest.Default.AdminPort = adminPort
 	dir, _ := os.MkdirTemp("", "webhook-e2e-")
 	logFile = filepath.Join(dir, "caddy.log")
@@ -44,15 +44,6 @@ func TestMain(m *testing.M) {
 	redisSrv.Close()
 	os.RemoveAll(dir)
 	os.Exit(code)
-}
-
-func freePort() int {
-	l, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		panic(err)
-	}
-	defer l.Close()
-	return l.Addr().(*net.TCPAddr).Port
 }
 
 // noSkip turns caddytest's skips (missing prerequisites, -short) into

@@ -17,6 +17,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/wagate/caddy-webhook/internal/testutil"
 	"github.com/wagate/caddy-webhook/verify"
 	"github.com/wagate/caddy-webhook/verify/samples"
 )
@@ -35,9 +36,8 @@ func TestMain(m *testing.M) {
 	if err != nil {
 		panic(err)
 	}
-	caddyBin = filepath.Join(tmpDir, "caddy")
-	if out, err := exec.Command("go", "build", "-o", caddyBin, "../cmd/caddy").CombinedOutput(); err != nil {
-		fmt.Fprintf(os.Stderr, "building caddy: %v\n%s", err, out)
+	if caddyBin, err = testutil.BuildCaddy("..", tmpDir); err != nil {
+		fmt.Fprintln(os.Stderr, err)
 		os.Exit(1)
 	}
 	code := m.Run()
@@ -102,9 +102,7 @@ func startGateway(t *testing.T) (string, *upstream) {
 		fmt.Fprint(w, "accepted")
 	}))
 	t.Cleanup(up.Close)
-	l, _ := net.Listen("tcp", "127.0.0.1:0")
-	port := l.Addr().(*net.TCPAddr).Port
-	l.Close()
+	port := testutil.FreePort()
 	var site strings.Builder
 	for _, p := range providerNames {
 		fmt.Fprintf(&site, "\thandle /%s {\n\t\twebhook_verify %s {\n\t\t\tsecret %s\n\t\t}\n\t\treverse_proxy %s\n\t}\n", p, p, secrets[p], up.URL)
@@ -312,7 +310,7 @@ func TestBadInput(t *testing.T) {
 	os.WriteFile(notJSON, []byte("hello"), 0o644)
 	garbage := filepath.Join(dir, "garbage.http")
 	os.WriteFile(garbage, []byte("\x00\x01 not http at all"), 0o644)
-	deadPort := func() string { l, _ := net.Listen("tcp", "127.0.0.1:0"); defer l.Close(); return l.Addr().String() }()
+	deadPort := fmt.Sprintf("127.0.0.1:%d", testutil.FreePort())
 	tests := []struct {
 		args []string
 		want string

@@ -37,6 +37,7 @@ import (
 
 	"github.com/wagate/caddy-webhook/bench/sim"
 	"github.com/wagate/caddy-webhook/internal/redistest"
+	"github.com/wagate/caddy-webhook/internal/testutil"
 )
 
 var (
@@ -68,9 +69,9 @@ func main() {
 	tmp, _ := os.MkdirTemp("", "load-")
 	defer os.RemoveAll(tmp)
 	if bin == "" {
-		bin = filepath.Join(tmp, "caddy")
-		if out, err := exec.Command("go", "build", "-o", bin, "./cmd/caddy").CombinedOutput(); err != nil {
-			log.Fatalf("building caddy (run from the repository root): %v\n%s", err, out)
+		var err error
+		if bin, err = testutil.BuildCaddy(".", tmp); err != nil {
+			log.Fatalf("%v (run from the repository root)", err)
 		}
 	}
 
@@ -244,7 +245,7 @@ func runRound(g *caddyProc, src *sim.Source, route string, c int, d time.Duratio
 	defer client.CloseIdleConnections()
 	g.resetPeak()
 	cpu0 := g.cpu()
-	rcpu0 := procCPU(redisPid)
+	rcpu0 := testutil.CPUSeconds(redisPid)
 	ctx, cancel := context.WithTimeout(context.Background(), d)
 	defer cancel()
 	var mu sync.Mutex
@@ -301,7 +302,7 @@ func runRound(g *caddyProc, src *sim.Source, route string, c int, d time.Duratio
 	res.elapsed = time.Since(start)
 	res.requests = len(res.lat)
 	res.cpu = g.cpu() - cpu0
-	res.redisCPU = procCPU(redisPid) - rcpu0
+	res.redisCPU = testutil.CPUSeconds(redisPid) - rcpu0
 	res.rss = g.peakRSS()
 	return res
 }
@@ -312,14 +313,8 @@ type caddyProc struct {
 	port, admin int
 }
 
-func freePort() int {
-	l, _ := net.Listen("tcp", "127.0.0.1:0")
-	defer l.Close()
-	return l.Addr().(*net.TCPAddr).Port
-}
-
 func startCaddy(bin, dir string) *caddyProc {
-	g := &caddyProc{port: freePort(), admin: freePort()}
+	g := &caddyProc{port: testutil.FreePort(), admin: testutil.FreePort()}
 	cfg := filepath.Join(dir, "Caddyfile")
 	os.WriteFile(cfg, []byte(fmt.Sprintf("{\n\tadmin localhost:%d\n}\n", g.admin)), 0o644)
 	g.cmd = exec.Command(bin, "run", "--adapter", "caddyfile", "--config", cfg)
@@ -354,32 +349,6 @@ func (g *caddyProc) load(caddyfile string) {
 
 func (g *caddyProc) stop() { g.cmd.Process.Kill(); g.cmd.Wait() }
 
-// cpu returns the process's user+system CPU time in seconds.
-func (g *caddyProc) cpu() float64 { return procCPU(g.cmd.Process.Pid) }
-
-func procCPU(pid int) float64 {
-	if pid == 0 {
-		return 0
-	}
-	b, _ := os.ReadFile(fmt.Sprintf("/proc/%d/stat", pid))
-	f := strings.Fields(string(b[bytes.LastIndexByte(b, ')')+2:]))
-	utime, _ := strconv.ParseFloat(f[11], 64)
-	stime, _ := strconv.ParseFloat(f[12], 64)
-	return (utime + stime) / 100 // USER_HZ
-}
-
-// resetPeak resets the process's peak RSS (Linux 4.0+: clear_refs 5).
-func (g *caddyProc) resetPeak() {
-	os.WriteFile(fmt.Sprintf("/proc/%d/clear_refs", g.cmd.Process.Pid), []byte("5"), 0)
-}
-
-func (g *caddyProc) peakRSS() float64 {
-	b, _ := os.ReadFile(fmt.Sprintf("/proc/%d/status", g.cmd.Process.Pid))
-	for _, line := range strings.Split(string(b), "\n") {
-		if v, ok := strings.CutPrefix(line, "VmHWM:"); ok {
-			kb, _ := strconv.ParseFloat(strings.TrimSuffix(strings.TrimSpace(v), " kB"), 64)
-			return kb / 1024
-		}
-	}
-	return 0
-}
+func (g *caddyProc) cpu() float64     { return testutil.CPUSeconds(g.cmd.Process.Pid) }
+func (g *caddyProc) resetPeak()       { testutil.ResetPeakRSS(g.cmd.Process.Pid) }
+func (g *caddyProc) peakRSS() float64 { return testutil.PeakRSS(g.cmd.Process.Pid) }

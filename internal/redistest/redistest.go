@@ -17,6 +17,8 @@ import (
 	"strings"
 	"syscall"
 	"time"
+
+	"github.com/wagate/caddy-webhook/internal/testutil"
 )
 
 // Server is one redis-server process.
@@ -49,10 +51,7 @@ func Start(extra ...string) (*Server, error) {
 	}
 	var last error
 	for attempt := 0; attempt < 5; attempt++ {
-		port, err := freePort()
-		if err != nil {
-			return nil, err
-		}
+		port := testutil.FreePort()
 		s := &Server{Addr: "127.0.0.1:" + strconv.Itoa(port), port: port, dir: dir, args: extra}
 		if last = s.start(); last == nil {
 			return s, nil
@@ -60,15 +59,6 @@ func Start(extra ...string) (*Server, error) {
 	}
 	os.RemoveAll(dir)
 	return nil, last
-}
-
-func freePort() (int, error) {
-	l, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		return 0, err
-	}
-	defer l.Close()
-	return l.Addr().(*net.TCPAddr).Port, nil
 }
 
 func (s *Server) start() error {

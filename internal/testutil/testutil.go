@@ -1,0 +1,70 @@
+// Package testutil holds what the tests and the bench tools share: a free
+// loopback port, a Caddy binary built from this module, and the /proc
+// readings of a process's CPU time and resident memory.
+package testutil
+
+import (
+	"bytes"
+	"fmt"
+	"net"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strconv"
+	"strings"
+)
+
+// FreePort returns a TCP port free on loopback at the time of the call.
+func FreePort() int {
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		panic(err)
+	}
+	defer l.Close()
+	return l.Addr().(*net.TCPAddr).Port
+}
+
+// BuildCaddy builds ./cmd/caddy of this module into dir and returns the
+// binary's path. moduleRoot is the module's directory, relative or absolute.
+func BuildCaddy(moduleRoot, dir string) (string, error) {
+	bin := filepath.Join(dir, "caddy")
+	cmd := exec.Command("go", "build", "-o", bin, "./cmd/caddy")
+	cmd.Dir = moduleRoot
+	if out, err := cmd.CombinedOutput(); err != nil {
+		return "", fmt.Errorf("building caddy: %v\n%s", err, out)
+	}
+	return bin, nil
+}
+
+// CPUSeconds returns a process's user and system CPU time, in seconds;
+// 0 for pid 0.
+func CPUSeconds(pid int) float64 {
+	if pid == 0 {
+		return 0
+	}
+	b, err := os.ReadFile(fmt.Sprintf("/proc/%d/stat", pid))
+	if err != nil {
+		return 0
+	}
+	f := strings.Fields(string(b[bytes.LastIndexByte(b, ')')+2:])) // fields from the state on
+	utime, _ := strconv.ParseFloat(f[11], 64)
+	stime, _ := strconv.ParseFloat(f[12], 64)
+	return (utime + stime) / 100 // USER_HZ
+}
+
+// PeakRSS returns a process's high-water resident set, in MB.
+func PeakRSS(pid int) float64 {
+	b, _ := os.ReadFile(fmt.Sprintf("/proc/%d/status", pid))
+	for _, line := range strings.Split(string(b), "\n") {
+		if v, ok := strings.CutPrefix(line, "VmHWM:"); ok {
+			kb, _ := strconv.ParseFloat(strings.TrimSuffix(strings.TrimSpace(v), " kB"), 64)
+			return kb / 1024
+		}
+	}
+	return 0
+}
+
+// ResetPeakRSS starts a new high-water mark for the process (Linux 4.0+).
+func ResetPeakRSS(pid int) {
+	os.WriteFile(fmt.Sprintf("/proc/%d/clear_refs", pid), []byte("5"), 0)
+}
