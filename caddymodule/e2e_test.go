@@ -300,6 +300,43 @@ func TestEnforceOff(t *testing.T) {
 	}
 }
 
+// TestDedupeOffWarns: with dedupe off a replay is forwarded again, and
+// the operator is told so in the log when the config loads.
+func TestDedupeOffWarns(t *testing.T) {
+	up := newUpstream(t)
+	gateway(t, `	handle /vobiz {
+		webhook_verify vobiz {
+			secret `+secrets[verify.Vobiz]+`
+			dedupe off
+		}
+		reverse_proxy `+up.URL+`
+	}`)
+	e := newEvent(t, verify.Vobiz, "message.delivered")
+	for range 2 {
+		if status, _, body := send(t, e); status != 200 {
+			t.Fatalf("status %d %s, want 200", status, body)
+		}
+	}
+	if n := up.count(e.id); n != 2 {
+		t.Errorf("upstream got the event %d times with dedupe off, want 2", n)
+	}
+	logs, err := os.ReadFile(logFile)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var warned bool
+	for _, line := range strings.Split(string(logs), "\n") {
+		var entry map[string]any
+		if json.Unmarshal([]byte(line), &entry) == nil && entry["level"] == "warn" &&
+			entry["provider"] == "vobiz" && strings.HasPrefix(fmt.Sprint(entry["msg"]), "dedupe is off") {
+			warned = true
+		}
+	}
+	if !warned {
+		t.Error("no warning in the log that dedupe is off")
+	}
+}
+
 // TestRawFormat forwards the original body with the gateway's headers.
 func TestRawFormat(t *testing.T) {
 	up := newUpstream(t)

@@ -192,6 +192,14 @@ func (h *Handler) Provision(ctx caddy.Context) error {
 	if h.store, h.poolKey, err = h.Dedupe.acquire(repl); err != nil {
 		return fmt.Errorf("dedupe: %w", err)
 	}
+	switch {
+	case h.store == nil:
+		h.logger.Warn("dedupe is off: a replay inside the timestamp window is forwarded again",
+			zap.String("provider", h.verifier.Name()), zap.Duration("window", h.verifier.Window()))
+	case h.verifier.Window() == 0:
+		h.logger.Warn("this provider's requests carry no timestamp: a replay is refused only while the dedupe store remembers its id",
+			zap.String("provider", h.verifier.Name()), zap.Duration("dedupe_ttl", time.Duration(h.DedupeTTL)))
+	}
 	if r, ok := h.store.(*dedupe.Redis); ok {
 		// a Redis that is down at start-up is not fatal (on_store_error
 		// decides per request); one too old to run the store is
