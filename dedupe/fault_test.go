@@ -3,6 +3,8 @@ package dedupe_test
 import (
 	"context"
 	"errors"
+	"fmt"
+	"strings"
 	"testing"
 	"time"
 
@@ -137,5 +139,70 @@ func TestOrphanedClaimIsForgotten(t *testing.T) {
 			t.Fatalf("the orphaned claim was not deleted: %v %v", c.Outcome, err)
 		}
 		time.Sleep(100 * time.Millisecond)
+	}
+}
+
+// TestRedisSentinelFailover: through a Sentinel (master_name), the store
+// finds the master, keeps across a failover what was committed before it,
+// fails with ErrUnavailable (never anything else) while the master
+// changes, and claims on the new master afterwards. (A write the old
+// master took in the instant of the switch is dropped by its resync: the
+// event may then be forwarded twice, never lost.)
+func TestRedisSentinelFailover(t *testing.T) {
+	t.Parallel() // its own servers; most of its time is the Sentinel's
+	sen, err := redistest.StartSentinel("gateway")
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(sen.Close)
+	ctx := context.Background()
+	prefix := uniquePrefix()
+	s := dedupe.NewRedis(newClient(t, dedupe.RedisOptions{Addrs: []string{sen.Sentinel.Addr}, MasterName: sen.Name}), prefix, faultTimeout)
+	if err := s.Check(ctx); err != nil {
+		t.Fatalf("Check through the Sentinel: %v", err)
+	}
+
+	before := dedupe.Key{Provider: "zavu", ID: "before-failover"}
+	c := claim(t, s, before, time.Minute, dedupe.Claimed)
+	if err := s.Commit(ctx, c, time.Hour); err != nil {
+		t.Fatal(err)
+	}
+	// wait for the replica to have it: what a failover loses of the last
+	// writes is Redis's asynchronous replication, not the store's doing
+	raw := prefix + "zavu:" + before.ID
+	for deadline := time.Now().Add(10 * time.Second); ; time.Sleep(20 * time.Millisecond) {
+		if v, _ := sen.Replica.Do("GET", raw); v == "done" {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("%s never reached the replica", raw)
+		}
+	}
+
+	if err := sen.Failover(); err != nil {
+		t.Fatal(err)
+	}
+	var after string // the raw key of the first claim that succeeds
+	for i, deadline := 0, time.Now().Add(15*time.Second); after == ""; i++ {
+		id := fmt.Sprint("after-failover-", i)
+		c, err := s.Claim(ctx, dedupe.Key{Provider: "zavu", ID: id}, time.Minute)
+		switch {
+		case err == nil && c.Outcome == dedupe.Claimed:
+			after = prefix + "zavu:" + id
+			t.Logf("first claim after the failover: attempt %d", i+1)
+		case err != nil && !errors.Is(err, dedupe.ErrUnavailable):
+			t.Fatalf("claim during failover: %v, want ErrUnavailable", err)
+		case time.Now().After(deadline):
+			t.Fatalf("no claim succeeded 15s after the failover: %v %v", c.Outcome, err)
+		default:
+			time.Sleep(50 * time.Millisecond)
+		}
+	}
+	claim(t, s, before, time.Minute, dedupe.Done)
+	if role, _ := sen.Master.Do("ROLE"); !strings.HasPrefix(role, "master") {
+		t.Errorf("the promoted server's role is %q, want master", role)
+	}
+	if n, err := sen.Master.Do("EXISTS", after); n != "1" {
+		t.Errorf("the claim after the failover is not on the new master: EXISTS %s = %q %v", after, n, err)
 	}
 }

@@ -1,5 +1,6 @@
 // Package redistest starts real redis-server processes on free loopback
-// ports for tests: a single server, or a Redis Cluster of three masters.
+// ports for tests: a single server, a Redis Cluster of three masters, or a
+// master and a replica watched by a Sentinel.
 // It needs redis-server and redis-cli on PATH (Debian package
 // redis-server; `make test` installs it when missing). Without them the
 // tests fail rather than skip, so a CI run can never pass without Redis.
@@ -26,6 +27,7 @@ type Server struct {
 	Addr string
 	port int
 	dir  string
+	conf string // config file contents, for a Sentinel
 	args []string
 	cmd  *exec.Cmd
 }
@@ -41,7 +43,11 @@ func binaries() error {
 
 // Start starts a redis-server on a free loopback port. extra arguments are
 // passed on (for example "--cluster-enabled", "yes").
-func Start(extra ...string) (*Server, error) {
+func Start(extra ...string) (*Server, error) { return startConf("", extra...) }
+
+// startConf starts a server on a free port; conf, when not empty, is
+// written to a config file given as the first argument.
+func startConf(conf string, extra ...string) (*Server, error) {
 	if err := binaries(); err != nil {
 		return nil, err
 	}
@@ -52,7 +58,7 @@ func Start(extra ...string) (*Server, error) {
 	var last error
 	for attempt := 0; attempt < 5; attempt++ {
 		port := testutil.FreePort()
-		s := &Server{Addr: "127.0.0.1:" + strconv.Itoa(port), port: port, dir: dir, args: extra}
+		s := &Server{Addr: "127.0.0.1:" + strconv.Itoa(port), port: port, dir: dir, conf: conf, args: extra}
 		if last = s.start(); last == nil {
 			return s, nil
 		}
@@ -62,11 +68,19 @@ func Start(extra ...string) (*Server, error) {
 }
 
 func (s *Server) start() error {
-	args := append([]string{
+	var args []string
+	if s.conf != "" {
+		f := filepath.Join(s.dir, "redis.conf")
+		if err := os.WriteFile(f, []byte(s.conf), 0o600); err != nil {
+			return err
+		}
+		args = append(args, f)
+	}
+	args = append(append(args,
 		"--port", strconv.Itoa(s.port), "--bind", "127.0.0.1", "--dir", s.dir,
 		"--save", "", "--appendonly", "no", "--daemonize", "no", "--loglevel", "warning",
-		"--logfile", filepath.Join(s.dir, "redis.log"),
-	}, s.args...)
+		"--logfile", filepath.Join(s.dir, "redis.log")),
+		s.args...)
 	s.cmd = exec.Command("redis-server", args...)
 	s.cmd.SysProcAttr = &syscall.SysProcAttr{Pdeathsig: syscall.SIGKILL} // never outlive the test binary
 	if err := s.cmd.Start(); err != nil {
@@ -206,5 +220,88 @@ func clusterOK(info string) bool {
 func (c *Cluster) Close() {
 	for _, n := range c.Nodes {
 		n.Close()
+	}
+}
+
+// Sentinel is a master and one replica, watched by one Sentinel (quorum 1).
+type Sentinel struct {
+	Name                      string // the master's name, for master_name
+	Master, Replica, Sentinel *Server
+}
+
+// StartSentinel starts a master, a replica of it and a Sentinel that
+// monitors the master under name.
+func StartSentinel(name string) (*Sentinel, error) {
+	s := &Sentinel{Name: name}
+	var err error
+	if s.Master, err = Start(); err != nil {
+		return nil, err
+	}
+	host, port, _ := net.SplitHostPort(s.Master.Addr)
+	if s.Replica, err = Start("--replicaof", host, port); err != nil {
+		s.Close()
+		return nil, err
+	}
+	conf := fmt.Sprintf("sentinel monitor %[1]s %[2]s %[3]s 1\n"+
+		"sentinel down-after-milliseconds %[1]s 1000\n"+
+		"sentinel failover-timeout %[1]s 5000\n", name, host, port)
+	if s.Sentinel, err = startConf(conf, "--sentinel"); err != nil {
+		s.Close()
+		return nil, err
+	}
+	return s, nil
+}
+
+// MasterAddr returns the master's address as the Sentinel reports it.
+func (s *Sentinel) MasterAddr() (string, error) {
+	reply, err := s.Sentinel.Do("SENTINEL", "GET-MASTER-ADDR-BY-NAME", s.Name)
+	if err != nil {
+		return "", err
+	}
+	f := strings.Fields(reply)
+	if len(f) != 2 {
+		return "", fmt.Errorf("sentinel: master address %q", reply)
+	}
+	return net.JoinHostPort(f[0], f[1]), nil
+}
+
+// Failover makes the Sentinel promote the replica (SENTINEL FAILOVER) and
+// waits until it reports the replica as master and the old master has
+// become its replica; Master and Replica swap. Until then the old master
+// still takes writes, which its resync then drops: Redis's asynchronous
+// replication. The Sentinel learns of the replica from the master's INFO,
+// every 10 s, so this can take that long.
+func (s *Sentinel) Failover() error {
+	deadline := time.Now().Add(30 * time.Second)
+	for {
+		reply, err := s.Sentinel.Do("SENTINEL", "FAILOVER", s.Name)
+		if err == nil && reply == "OK" {
+			break
+		}
+		if time.Now().After(deadline) {
+			return fmt.Errorf("sentinel failover: %q %v", reply, err)
+		}
+		time.Sleep(200 * time.Millisecond) // NOGOODSLAVE until the replica is known
+	}
+	for {
+		addr, _ := s.MasterAddr()
+		role, _ := s.Master.Do("ROLE")
+		if addr == s.Replica.Addr && strings.HasPrefix(role, "slave") {
+			s.Master, s.Replica = s.Replica, s.Master
+			return nil
+		}
+		if time.Now().After(deadline) {
+			return fmt.Errorf("sentinel failover: not done in 30s: the Sentinel names %s as master, the old master's role is %q", addr, role)
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+}
+
+// Close stops the three servers.
+func (s *Sentinel) Close() {
+	for _, n := range []*Server{s.Sentinel, s.Replica, s.Master} {
+		if n != nil {
+			n.Close()
+		}
 	}
 }
