@@ -1,11 +1,13 @@
 package caddymodule
 
 import (
+	"context"
 	"crypto/sha256"
 	"encoding/hex"
 	"encoding/json"
 	"fmt"
 	"strconv"
+	"strings"
 	"time"
 
 	"github.com/caddyserver/caddy/v2"
@@ -128,4 +130,24 @@ func (d *Dedupe) acquire(repl *caddy.Replacer) (dedupe.Store, string, error) {
 		return dedupe.NewRedis(v.(pooledRedis).client, d.KeyPrefix, time.Duration(d.Redis.Timeout)), key, nil
 	}
 	return nil, "", nil
+}
+
+func init() { redis.SetLogger(redisLogger{}) }
+
+// redisLogger sends go-redis's own messages (a Sentinel switching
+// masters, a Sentinel or a pool that cannot reach its server) to Caddy's
+// log under "redis", instead of plain text on stderr. go-redis has one
+// logger per process, so this also covers other modules that use it.
+type redisLogger struct{}
+
+func (redisLogger) Printf(_ context.Context, format string, v ...any) {
+	log := caddy.Log().Named("redis")
+	msg := fmt.Sprintf(format, v...)
+	for _, news := range []string{"sentinel: new master", "sentinel: selected addr", "sentinel: discovered new sentinel"} {
+		if strings.HasPrefix(format, news) { // the topology as it should be
+			log.Info(msg)
+			return
+		}
+	}
+	log.Warn(msg)
 }

@@ -15,6 +15,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/wagate/caddy-webhook/internal/redistest"
 	"github.com/wagate/caddy-webhook/internal/testutil"
 	"github.com/wagate/caddy-webhook/verify"
 )
@@ -407,6 +408,58 @@ func TestRedisStoreErrors(t *testing.T) {
 				time.Sleep(100 * time.Millisecond)
 			}
 		})
+	}
+}
+
+// TestRedisSentinel: with master_name, the gateway finds the master
+// through a real Sentinel, drops a replay, and go-redis's own messages
+// reach Caddy's log, not stderr.
+func TestRedisSentinel(t *testing.T) {
+	sen, err := redistest.StartSentinel("webhooks")
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(sen.Close)
+	up := newUpstream(t)
+	gateway(t, fmt.Sprintf(`	handle /wastack {
+		webhook_verify wastack {
+			secret %s
+			on_store_error closed
+			dedupe redis {
+				address %s
+				master_name %s
+			}
+		}
+		reverse_proxy %s
+	}`, secrets[verify.WAStack], sen.Sentinel.Addr, sen.Name, up.URL))
+	e := newEvent(t, verify.WAStack, "message.received")
+	if status, _, body := send(t, e); status != 200 {
+		t.Fatalf("first delivery: %d %s", status, body)
+	}
+	if status, _, body := send(t, e); status != 200 || !strings.Contains(body, "duplicate") {
+		t.Errorf("replay: %d %q, want 200 duplicate", status, body)
+	}
+	if n := up.count(e.id); n != 1 {
+		t.Errorf("upstream got the event %d times, want 1", n)
+	}
+	if keys, _ := sen.Master.Do("DBSIZE"); keys == "0" {
+		t.Error("the master the Sentinel names holds no key")
+	}
+	time.Sleep(100 * time.Millisecond)
+	logs, err := os.ReadFile(logFile)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var logged bool
+	for _, line := range strings.Split(string(logs), "\n") {
+		var entry map[string]any
+		if json.Unmarshal([]byte(line), &entry) == nil && entry["logger"] == "redis" &&
+			strings.Contains(fmt.Sprint(entry["msg"]), sen.Master.Addr) {
+			logged = true
+		}
+	}
+	if !logged {
+		t.Errorf("no go-redis message naming the master %s in Caddy's log", sen.Master.Addr)
 	}
 }
 
