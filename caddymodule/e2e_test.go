@@ -321,18 +321,9 @@ func TestDedupeOffWarns(t *testing.T) {
 	if n := up.count(e.id); n != 2 {
 		t.Errorf("upstream got the event %d times with dedupe off, want 2", n)
 	}
-	logs, err := os.ReadFile(logFile)
-	if err != nil {
-		t.Fatal(err)
-	}
-	var warned bool
-	for _, line := range strings.Split(string(logs), "\n") {
-		var entry map[string]any
-		if json.Unmarshal([]byte(line), &entry) == nil && entry["level"] == "warn" &&
-			entry["provider"] == "vobiz" && strings.HasPrefix(fmt.Sprint(entry["msg"]), "dedupe is off") {
-			warned = true
-		}
-	}
+	warned := logged(t, func(entry map[string]any) bool {
+		return entry["level"] == "warn" && entry["provider"] == "vobiz" && strings.HasPrefix(fmt.Sprint(entry["msg"]), "dedupe is off")
+	})
 	if !warned {
 		t.Error("no warning in the log that dedupe is off")
 	}
@@ -446,19 +437,10 @@ func TestRedisSentinel(t *testing.T) {
 		t.Error("the master the Sentinel names holds no key")
 	}
 	time.Sleep(100 * time.Millisecond)
-	logs, err := os.ReadFile(logFile)
-	if err != nil {
-		t.Fatal(err)
-	}
-	var logged bool
-	for _, line := range strings.Split(string(logs), "\n") {
-		var entry map[string]any
-		if json.Unmarshal([]byte(line), &entry) == nil && entry["logger"] == "redis" &&
-			strings.Contains(fmt.Sprint(entry["msg"]), sen.Master.Addr) {
-			logged = true
-		}
-	}
-	if !logged {
+	named := logged(t, func(entry map[string]any) bool {
+		return entry["logger"] == "redis" && strings.Contains(fmt.Sprint(entry["msg"]), sen.Master.Addr)
+	})
+	if !named {
 		t.Errorf("no go-redis message naming the master %s in Caddy's log", sen.Master.Addr)
 	}
 }

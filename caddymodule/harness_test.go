@@ -2,6 +2,7 @@ package caddymodule_test
 
 import (
 	"bytes"
+	"encoding/json"
 	"fmt"
 	"io"
 	"net/http"
@@ -265,4 +266,20 @@ func sendTo(t testing.TB, path string, e event) (int, http.Header, string) {
 	defer resp.Body.Close()
 	b, _ := io.ReadAll(resp.Body)
 	return resp.StatusCode, resp.Header, string(b)
+}
+
+// logged reports whether Caddy's JSON log holds an entry that match accepts.
+func logged(t *testing.T, match func(entry map[string]any) bool) bool {
+	t.Helper()
+	logs, err := os.ReadFile(logFile)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, line := range strings.Split(string(logs), "\n") {
+		var entry map[string]any
+		if json.Unmarshal([]byte(line), &entry) == nil && match(entry) {
+			return true
+		}
+	}
+	return false
 }
