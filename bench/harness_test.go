@@ -26,25 +26,9 @@ import (
 // short version in seconds, as part of go test ./...
 var full = flag.Bool("full", false, "run the fault drills at full size")
 
-var (
-	caddyBin string
-	tmpDir   string
-)
+var caddyBin string // built from this module by TestMain
 
-func TestMain(m *testing.M) {
-	flag.Parse()
-	var err error
-	if tmpDir, err = os.MkdirTemp("", "drills-"); err != nil {
-		panic(err)
-	}
-	if caddyBin, err = testutil.BuildCaddy("..", tmpDir); err != nil {
-		fmt.Fprintln(os.Stderr, err)
-		os.Exit(1)
-	}
-	code := m.Run()
-	os.RemoveAll(tmpDir)
-	os.Exit(code)
-}
+func TestMain(m *testing.M) { testutil.MainWithCaddy(m, "..", &caddyBin) }
 
 // size returns the short or the full value.
 func size(short, long int) int {

@@ -25,25 +25,9 @@ import (
 // The tests run the real binary (cmd/caddy, built once) as a user would:
 // the subcommands against a gateway that is the same binary running
 // Caddyfile-configured webhook_verify handlers.
-var (
-	caddyBin string
-	tmpDir   string
-)
+var caddyBin string // built from this module by TestMain
 
-func TestMain(m *testing.M) {
-	var err error
-	tmpDir, err = os.MkdirTemp("", "webhookcmd-")
-	if err != nil {
-		panic(err)
-	}
-	if caddyBin, err = testutil.BuildCaddy("..", tmpDir); err != nil {
-		fmt.Fprintln(os.Stderr, err)
-		os.Exit(1)
-	}
-	code := m.Run()
-	os.RemoveAll(tmpDir)
-	os.Exit(code)
-}
+func TestMain(m *testing.M) { testutil.MainWithCaddy(m, "..", &caddyBin) }
 
 var secrets = map[string]string{
 	verify.Wazera:  "wazera-cmd-secret",

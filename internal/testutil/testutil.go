@@ -12,6 +12,7 @@ import (
 	"path/filepath"
 	"strconv"
 	"strings"
+	"testing"
 )
 
 // FreePort returns a TCP port free on loopback at the time of the call.
@@ -67,4 +68,23 @@ func PeakRSS(pid int) float64 {
 // ResetPeakRSS starts a new high-water mark for the process (Linux 4.0+).
 func ResetPeakRSS(pid int) {
 	os.WriteFile(fmt.Sprintf("/proc/%d/clear_refs", pid), []byte("5"), 0)
+}
+
+// MainWithCaddy is a TestMain for packages that run the real binary: it
+// builds ./cmd/caddy of the module at moduleRoot into a temporary
+// directory, sets *bin to it, runs the tests, removes the directory and
+// exits with the tests' status.
+func MainWithCaddy(m *testing.M, moduleRoot string, bin *string) {
+	dir, err := os.MkdirTemp("", "caddy-bin-")
+	if err == nil {
+		*bin, err = BuildCaddy(moduleRoot, dir)
+	}
+	if err != nil {
+		os.RemoveAll(dir)
+		fmt.Fprintln(os.Stderr, err)
+		os.Exit(1)
+	}
+	code := m.Run()
+	os.RemoveAll(dir)
+	os.Exit(code)
 }
