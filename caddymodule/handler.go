@@ -280,8 +280,8 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request, next caddyht
 	if h.enforce && (err != nil || h.Format == "cloudevents") {
 		// checked: keep signatures out of Caddy's logs and the upstream
 		// (they do not match a rewritten body anyway)
-		for _, name := range h.verifier.SignatureHeaders() {
-			r.Header.Del(name)
+		for _, header := range h.verifier.SignatureHeaders() {
+			r.Header.Del(header)
 		}
 	}
 	if err != nil {

@@ -161,7 +161,9 @@ func (r *Redis) Check(ctx context.Context) error {
 	case *redis.Client:
 		return check(ctx, c)
 	}
-	if err := r.client.Ping(ctx).Err(); err != nil { // Sentinel: the master behind it
+	// a client that is neither (a Ring, or a caller's own): reachability
+	// only. Sentinel is a *redis.Client above, checked on its master.
+	if err := r.client.Ping(ctx).Err(); err != nil {
 		return unavailable(err)
 	}
 	return nil
