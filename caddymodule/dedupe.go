@@ -5,6 +5,7 @@ import (
 	"crypto/sha256"
 	"encoding/hex"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"strconv"
 	"strings"
@@ -12,6 +13,7 @@ import (
 
 	"github.com/caddyserver/caddy/v2"
 	"github.com/redis/go-redis/v9"
+	"go.uber.org/zap"
 
 	"github.com/wagate/caddy-webhook/dedupe"
 )
@@ -95,8 +97,11 @@ type pooledRedis struct{ client redis.UniversalClient }
 func (p pooledRedis) Destruct() error { return p.client.Close() }
 
 // acquire returns the store for this config and the usage pool key to
-// release on Cleanup.
-func (d *Dedupe) acquire(repl *caddy.Replacer) (dedupe.Store, string, error) {
+// release on Cleanup (see releaseStore). A nil store means dedupe is off.
+// It also runs the store's start-up check: a Redis that is down at
+// start-up is not fatal (on_store_error decides per request) and is
+// logged; one too old to run the store is an error.
+func (d *Dedupe) acquire(ctx caddy.Context, repl *caddy.Replacer, logger *zap.Logger) (dedupe.Store, string, error) {
 	switch d.Store {
 	case "memory":
 		key := "memory|" + d.KeyPrefix + "|" + strconv.Itoa(d.MaxEntries)
@@ -127,9 +132,26 @@ func (d *Dedupe) acquire(repl *caddy.Replacer) (dedupe.Store, string, error) {
 		if err != nil {
 			return nil, "", err
 		}
-		return dedupe.NewRedis(v.(pooledRedis).client, d.KeyPrefix, time.Duration(d.Redis.Timeout)), key, nil
+		r := dedupe.NewRedis(v.(pooledRedis).client, d.KeyPrefix, time.Duration(d.Redis.Timeout))
+		switch err := r.Check(ctx); {
+		case errors.Is(err, dedupe.ErrTooOld):
+			stores.Delete(key)
+			return nil, "", fmt.Errorf("redis: %w", err)
+		case err != nil:
+			logger.Warn("dedupe store not reachable at start-up", zap.Error(err))
+		}
+		return r, key, nil
 	}
 	return nil, "", nil
+}
+
+// releaseStore gives back what acquire took; "" is a no-op.
+func releaseStore(poolKey string) error {
+	if poolKey == "" {
+		return nil
+	}
+	_, err := stores.Delete(poolKey)
+	return err
 }
 
 func init() { redis.SetLogger(redisLogger{}) }

@@ -189,7 +189,7 @@ func (h *Handler) Provision(ctx caddy.Context) error {
 	default:
 		return fmt.Errorf("dedupe %q: use memory, redis or off", h.Dedupe.Store)
 	}
-	if h.store, h.poolKey, err = h.Dedupe.acquire(repl); err != nil {
+	if h.store, h.poolKey, err = h.Dedupe.acquire(ctx, repl, h.logger.With(zap.String("provider", h.verifier.Name()))); err != nil {
 		return fmt.Errorf("dedupe: %w", err)
 	}
 	switch {
@@ -199,16 +199,6 @@ func (h *Handler) Provision(ctx caddy.Context) error {
 	case h.verifier.Window() == 0:
 		h.logger.Warn("this provider's requests carry no timestamp: a replay is refused only while the dedupe store remembers its id",
 			zap.String("provider", h.verifier.Name()), zap.Duration("dedupe_ttl", time.Duration(h.DedupeTTL)))
-	}
-	if r, ok := h.store.(*dedupe.Redis); ok {
-		// a Redis that is down at start-up is not fatal (on_store_error
-		// decides per request); one too old to run the store is
-		switch err := r.Check(ctx); {
-		case errors.Is(err, dedupe.ErrTooOld):
-			return fmt.Errorf("dedupe redis: %w", err)
-		case err != nil:
-			h.logger.Warn("dedupe store not reachable at start-up", zap.String("provider", h.verifier.Name()), zap.Error(err))
-		}
 	}
 	return nil
 }
@@ -242,14 +232,7 @@ func (h *Handler) Validate() error {
 
 // Cleanup releases the dedupe store; safe after a failed Provision.
 func (h *Handler) Cleanup() error {
-	if r, ok := h.store.(*dedupe.Redis); ok {
-		r.Close() // this handler's view of the shared client
-	}
-	if h.poolKey == "" {
-		return nil
-	}
-	_, err := stores.Delete(h.poolKey)
-	return err
+	return releaseStore(h.poolKey)
 }
 
 // ServeHTTP implements caddyhttp.MiddlewareHandler.
