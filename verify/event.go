@@ -32,15 +32,6 @@ const (
 	lastField = FieldReason
 )
 
-// Slots for what the body says about the event itself. They are captured
-// like fields but are not part of the data.
-const (
-	slotID = lastField + 1 + iota
-	slotType
-	slotTime
-	numSlots
-)
-
 var fieldNames = [...]string{
 	FieldMessageID:      "message_id",
 	FieldConversationID: "conversation_id",
@@ -68,36 +59,32 @@ func (f Field) String() string {
 	return "field(" + strconv.Itoa(int(f)) + ")"
 }
 
-// Fields returns the canonical fields in their output order.
-func Fields() []Field {
-	fs := make([]Field, 0, lastField)
-	for f := FieldMessageID; f <= lastField; f++ {
-		fs = append(fs, f)
+// canonicalTypes are the event types of a normalised event. A provider's
+// type map sends its own names onto them; other names are kept as the
+// provider writes them.
+var canonicalTypes = []string{
+	"message.received", "message.queued", "message.sent", "message.delivered",
+	"message.read", "message.failed", "contact.created", "contact.updated",
+	"conversation.updated", "campaign.completed", "template.approved",
+	"template.rejected", "template.updated", "media.uploaded",
+	"session.connected", "session.disconnected", "automation.triggered",
+}
+
+// typeMap returns a provider's type map: each canonical type to itself,
+// and the provider's own names to the canonical types they mean.
+func typeMap(renames map[string]string) map[string]string {
+	m := make(map[string]string, len(canonicalTypes)+len(renames))
+	for _, t := range canonicalTypes {
+		m[t] = t
 	}
-	return fs
-}
-
-// The canonical event types. An event whose type is not one of these keeps
-// the provider's own name.
-var canonicalTypes = map[string]string{}
-
-func init() {
-	for _, t := range []string{
-		"message.received", "message.queued", "message.sent", "message.delivered",
-		"message.read", "message.failed", "contact.created", "contact.updated",
-		"conversation.updated", "campaign.completed", "template.approved",
-		"template.rejected", "template.updated", "media.uploaded",
-		"session.connected", "session.disconnected", "automation.triggered",
-	} {
-		canonicalTypes[t] = t
+	for from, to := range renames {
+		m[from] = to
 	}
+	return m
 }
 
-// IsCanonicalType reports whether t is one of the canonical event types.
-func IsCanonicalType(t string) bool {
-	_, ok := canonicalTypes[t]
-	return ok
-}
+// canonical is the type map of a provider whose names are already canonical.
+var canonical = typeMap(nil)
 
 // Event is a verified, normalised webhook event.
 type Event struct {
@@ -119,8 +106,12 @@ type Event struct {
 	Window time.Duration
 	// Body is the raw request body, not copied.
 	Body []byte
+	// Secret is the position in Options.Secrets of the secret that
+	// verified the request, from 0.
+	Secret int
 
-	raw [numSlots][]byte // captured JSON tokens, referring into Body
+	fields        [lastField + 1][]byte // canonical fields' JSON tokens, referring into Body
+	id, typ, time []byte                // the body's event id, type and time tokens
 }
 
 // Field returns a canonical field's value as text, and whether the provider
@@ -129,15 +120,7 @@ func (e *Event) Field(f Field) (string, bool) {
 	if f < FieldMessageID || f > lastField {
 		return "", false
 	}
-	return tokenString(e.raw[f])
-}
-
-// SetField sets a canonical field to a string value. It is for schemes
-// that carry a field outside the body, and for tests.
-func (e *Event) SetField(f Field, value string) {
-	if f >= FieldMessageID && f <= lastField {
-		e.raw[f] = appendJSONString(nil, value)
-	}
+	return tokenString(e.fields[f])
 }
 
 // usableID reports whether id can serve as an event id: present, bounded
@@ -162,51 +145,6 @@ func usableID(id string) bool {
 func bodyID(body []byte) string {
 	sum := sha256.Sum256(body)
 	return hex.EncodeToString(sum[:16])
-}
-
-// idFromToken sets ev.ID from a captured id token, or derives it from the
-// body when derive is true and the body has none.
-func (ev *Event) setID(derive bool) error {
-	if tok := ev.raw[slotID]; tok != nil && string(tok) != "null" {
-		id, ok := tokenString(tok)
-		if !ok || !usableID(id) {
-			return ErrMissingEventID
-		}
-		ev.ID = id
-		return nil
-	}
-	if !derive {
-		return ErrMissingEventID
-	}
-	ev.ID = bodyID(ev.Body)
-	return nil
-}
-
-// setType sets Type and ProviderType from the provider's own name, mapped
-// through the provider's renames and the canonical list.
-func (ev *Event) setType(providerType string, renames map[string]string) {
-	ev.ProviderType = providerType
-	if c, ok := renames[providerType]; ok {
-		ev.Type = c
-		return
-	}
-	if c, ok := canonicalTypes[providerType]; ok {
-		ev.Type = c
-		ev.ProviderType = c
-		return
-	}
-	ev.Type = providerType
-}
-
-// typeToken returns the captured type as text, "unknown" when absent.
-func (ev *Event) typeToken() string {
-	if t, ok := tokenString(ev.raw[slotType]); ok && t != "" {
-		if c, ok := canonicalTypes[t]; ok {
-			return c
-		}
-		return t
-	}
-	return "unknown"
 }
 
 // CloudEventContentType is the media type of AppendCloudEvent's output.
@@ -266,7 +204,7 @@ func (e *Event) AppendCloudEventHead(dst []byte) []byte {
 	dst = appendJSONString(dst, e.ProviderType)
 	dst = append(dst, `,"data":{`...)
 	for f := FieldMessageID; f <= lastField; f++ {
-		tok := e.raw[f]
+		tok := e.fields[f]
 		if len(tok) == 0 {
 			continue
 		}

@@ -12,7 +12,9 @@ import (
 // one pass over the body, copies nothing and allocates nothing on the common
 // path. While it validates, it records the raw tokens of the members that a
 // provider's layout names: members of the top-level object, and members of the
-// top-level objects the layout calls containers ("data", "payload").
+// top-level objects the layout calls containers ("data", "payload"). It
+// refuses a body in which one of those objects holds a name it reads twice
+// (see layout).
 //
 // encoding/json is not used on the body because it needs a validation pass
 // plus a decoding pass, allocates per field, and re-encodes raw messages when
@@ -21,13 +23,6 @@ import (
 
 // maxDepth bounds nesting, as encoding/json does.
 const maxDepth = 10000
-
-// layout says which members of a body to capture, and into which slot.
-type layout struct {
-	top        map[string]Field // members of the top-level object
-	containers map[string]bool  // top-level members whose object members are captured too
-	nested     map[string]Field // members of those container objects
-}
 
 var (
 	errEmptyBody   = fmt.Errorf("%w: empty", ErrMalformedBody)
@@ -41,13 +36,15 @@ type scanner struct {
 	b   []byte
 	i   int
 	lay *layout
-	raw *[numSlots][]byte
+	ev  *Event
 }
 
 // scanBody validates that body is exactly one JSON object and captures the
-// members named by lay into raw. The first occurrence of a slot wins.
-func scanBody(body []byte, lay *layout, raw *[numSlots][]byte) error {
-	s := scanner{b: body, lay: lay, raw: raw}
+// members named by lay into ev. Where two names lead to one place (an id as
+// "id" or "event_id"), the first in the body wins; one name twice is an
+// error (see layout).
+func scanBody(body []byte, lay *layout, ev *Event) error {
+	s := scanner{b: body, lay: lay, ev: ev}
 	s.ws()
 	if s.i == len(s.b) {
 		return errEmptyBody
@@ -55,7 +52,7 @@ func scanBody(body []byte, lay *layout, raw *[numSlots][]byte) error {
 	if s.b[s.i] != '{' {
 		return errNotObject
 	}
-	if err := s.object(1, modeTop); err != nil {
+	if err := s.object(1, lay.top); err != nil {
 		return err
 	}
 	s.ws()
@@ -65,7 +62,6 @@ func scanBody(body []byte, lay *layout, raw *[numSlots][]byte) error {
 	return nil
 }
 
-// validJSON reports whether b is one valid UTF-8 JSON value of any kind.
 func validJSON(b []byte) bool {
 	s := scanner{b: b}
 	s.ws()
@@ -75,12 +71,6 @@ func validJSON(b []byte) bool {
 	s.ws()
 	return s.i == len(s.b)
 }
-
-const (
-	modeSkip = iota
-	modeTop
-	modeContainer
-)
 
 func (s *scanner) syntax(what string) error {
 	if s.i >= len(s.b) {
@@ -108,7 +98,7 @@ func (s *scanner) value(depth int) error {
 	case c == '"':
 		return s.str()
 	case c == '{':
-		return s.object(depth, modeSkip)
+		return s.object(depth, nil)
 	case c == '[':
 		return s.array(depth)
 	case c == '-' || (c >= '0' && c <= '9'):
@@ -296,9 +286,9 @@ func (s *scanner) array(depth int) error {
 	}
 }
 
-// object scans an object starting at its opening brace. In modeTop and
-// modeContainer it captures the members the layout names.
-func (s *scanner) object(depth, mode int) error {
+// object scans an object starting at its opening brace, capturing the
+// members that m names (none when m is nil).
+func (s *scanner) object(depth int, m members) error {
 	if depth > maxDepth {
 		return errTooDeep
 	}
@@ -308,6 +298,7 @@ func (s *scanner) object(depth, mode int) error {
 		s.i++
 		return nil
 	}
+	var seen uint64 // the names of m met so far
 	for {
 		s.ws()
 		if s.i >= len(s.b) {
@@ -327,21 +318,28 @@ func (s *scanner) object(depth, mode int) error {
 		}
 		s.i++
 		s.ws()
+		var mem member
+		found := false
+		if m != nil {
+			if mem, found = m.lookup(key); found {
+				if seen&(1<<mem.bit) != 0 {
+					return fmt.Errorf("%w: member %q twice", ErrMalformedBody, mem.name)
+				}
+				seen |= 1 << mem.bit
+			}
+		}
 		vs := s.i
 		var err error
-		if mode == modeTop && s.i < len(s.b) && s.b[s.i] == '{' && s.lay.containers[keyString(key)] {
-			err = s.object(depth+1, modeContainer)
+		if found && mem.exact && mem.role == container && s.i < len(s.b) && s.b[s.i] == '{' {
+			err = s.object(depth+1, s.lay.nested)
 		} else {
 			err = s.value(depth + 1)
 		}
 		if err != nil {
 			return err
 		}
-		switch mode {
-		case modeTop:
-			s.capture(s.lay.top, key, s.b[vs:s.i])
-		case modeContainer:
-			s.capture(s.lay.nested, key, s.b[vs:s.i])
+		if found && mem.exact {
+			s.capture(mem, s.b[vs:s.i])
 		}
 		s.ws()
 		if s.i >= len(s.b) {
@@ -359,9 +357,23 @@ func (s *scanner) object(depth, mode int) error {
 	}
 }
 
-func (s *scanner) capture(m map[string]Field, key, val []byte) {
-	if f, ok := m[keyString(key)]; ok && s.raw[f] == nil {
-		s.raw[f] = val
+// capture records a member's raw value; the first value wins.
+func (s *scanner) capture(mem member, val []byte) {
+	var dst *[]byte
+	switch mem.role {
+	case dataField:
+		dst = &s.ev.fields[mem.field]
+	case eventID:
+		dst = &s.ev.id
+	case eventType:
+		dst = &s.ev.typ
+	case eventTimeRole:
+		dst = &s.ev.time
+	default:
+		return
+	}
+	if *dst == nil {
+		*dst = val
 	}
 }
 
@@ -409,9 +421,9 @@ func tokenString(tok []byte) (string, bool) {
 // scanType returns the raw type token of a body under a layout; nil when
 // the body is malformed or has none.
 func scanType(body []byte, lay *layout) []byte {
-	var raw [numSlots][]byte
-	if scanBody(body, lay, &raw) != nil {
+	var ev Event
+	if scanBody(body, lay, &ev) != nil {
 		return nil
 	}
-	return raw[slotType]
+	return ev.typ
 }

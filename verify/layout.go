@@ -1,43 +1,167 @@
 package verify
 
-// dataKeys are the member names, snake_case and camelCase, that the
-// providers use for the canonical fields inside their data objects.
-var dataKeys = map[string]Field{
-	"message_id": FieldMessageID, "messageId": FieldMessageID,
-	"conversation_id": FieldConversationID, "conversationId": FieldConversationID,
-	"contact_id": FieldContactID, "contactId": FieldContactID,
-	"session_id": FieldSessionID, "sessionId": FieldSessionID,
-	"account_id": FieldAccountID, "accountId": FieldAccountID,
-	"channel":    FieldChannel,
-	"direction":  FieldDirection,
-	"from":       FieldFrom,
-	"to":         FieldTo,
-	"status":     FieldStatus,
-	"text":       FieldText,
-	"error_code": FieldErrorCode, "errorCode": FieldErrorCode,
-	"error_message": FieldErrorMessage, "errorMessage": FieldErrorMessage,
-	"template_id": FieldTemplateID, "templateId": FieldTemplateID,
-	"template_name": FieldTemplateName, "templateName": FieldTemplateName,
-	"reason": FieldReason,
+import (
+	"bytes"
+	"fmt"
+	"unicode"
+	"unicode/utf8"
+)
+
+// A layout says which members of a body the gateway reads: members of the
+// top-level object, and members of the objects the top level holds under a
+// container name ("data", "payload").
+//
+// Duplicate names. Parsers disagree on an object with one name twice: this
+// scanner would read the first, encoding/json and JavaScript keep the last,
+// and encoding/json matches struct fields without regard to case. So where
+// the gateway reads a name (at the top level, or in a container, including
+// the container's own name), that name may occur once per object, compared
+// as encoding/json compares names (case folded); a body with it twice is
+// malformed. Members the gateway does not read, and deeper objects, are the
+// application's business and pass untouched.
+type layout struct {
+	top, nested members
 }
 
-// with returns a copy of base with extra added; extra wins.
-func with(base map[string]Field, extra map[string]Field) map[string]Field {
-	m := make(map[string]Field, len(base)+len(extra))
-	for k, f := range base {
-		m[k] = f
-	}
-	for k, f := range extra {
-		m[k] = f
-	}
-	return m
+// members are the names read in one object, keyed by their case-folded form.
+type members map[string]member
+
+// member is what a name means to the gateway.
+type member struct {
+	name  string // as the provider writes it
+	role  role
+	field Field // for a data field
+	bit   uint8 // its place in the duplicate check of its object
+	exact bool  // set by lookup: the key is name itself, not a case variant
 }
 
-// set returns a set of names.
-func set(names ...string) map[string]bool {
-	m := make(map[string]bool, len(names))
-	for _, n := range names {
-		m[n] = true
+type role uint8
+
+const (
+	dataField role = iota
+	eventID
+	eventType
+	eventTimeRole
+	container
+)
+
+// What a name means, for the layouts in the provider files.
+var (
+	asID        = member{role: eventID}
+	asType      = member{role: eventType}
+	asTime      = member{role: eventTimeRole}
+	asContainer = member{role: container}
+)
+
+func asField(f Field) member { return member{role: dataField, field: f} }
+
+// dataKeys are the names, snake_case and camelCase, that the providers use
+// for the canonical fields.
+var dataKeys = map[string]member{
+	"message_id": asField(FieldMessageID), "messageId": asField(FieldMessageID),
+	"conversation_id": asField(FieldConversationID), "conversationId": asField(FieldConversationID),
+	"contact_id": asField(FieldContactID), "contactId": asField(FieldContactID),
+	"session_id": asField(FieldSessionID), "sessionId": asField(FieldSessionID),
+	"account_id": asField(FieldAccountID), "accountId": asField(FieldAccountID),
+	"channel":    asField(FieldChannel),
+	"direction":  asField(FieldDirection),
+	"from":       asField(FieldFrom),
+	"to":         asField(FieldTo),
+	"status":     asField(FieldStatus),
+	"text":       asField(FieldText),
+	"error_code": asField(FieldErrorCode), "errorCode": asField(FieldErrorCode),
+	"error_message": asField(FieldErrorMessage), "errorMessage": asField(FieldErrorMessage),
+	"template_id": asField(FieldTemplateID), "templateId": asField(FieldTemplateID),
+	"template_name": asField(FieldTemplateName), "templateName": asField(FieldTemplateName),
+	"reason": asField(FieldReason),
+}
+
+// with returns the union of maps; later ones win.
+func with(ms ...map[string]member) map[string]member {
+	out := map[string]member{}
+	for _, m := range ms {
+		for k, v := range m {
+			out[k] = v
+		}
 	}
-	return m
+	return out
+}
+
+// maxName bounds a name the gateway reads, in bytes once folded.
+const maxName = 64
+
+// newLayout builds a layout. Two names that fold to one, or more than 64
+// names in one object, are an error.
+func newLayout(top, nested map[string]member) (*layout, error) {
+	l := &layout{top: members{}, nested: members{}}
+	for _, lv := range []struct {
+		in  map[string]member
+		out members
+	}{{top, l.top}, {nested, l.nested}} {
+		if len(lv.in) > 64 {
+			return nil, fmt.Errorf("more than 64 names in one object")
+		}
+		for name, m := range lv.in {
+			var buf [maxName]byte
+			f, ok := fold(buf[:0], []byte(name))
+			if !ok || name == "" {
+				return nil, fmt.Errorf("name %q: 1 to %d bytes", name, maxName)
+			}
+			if other, dup := lv.out[string(f)]; dup {
+				return nil, fmt.Errorf("names %q and %q differ only in case", other.name, name)
+			}
+			m.name, m.bit = name, uint8(len(lv.out))
+			lv.out[string(f)] = m
+		}
+	}
+	return l, nil
+}
+
+func mustLayout(top, nested map[string]member) *layout {
+	l, err := newLayout(top, nested)
+	if err != nil {
+		panic(err)
+	}
+	return l
+}
+
+// lookup returns what a member name (as in the body, escapes and all)
+// means, compared as encoding/json compares names.
+func (m members) lookup(key []byte) (member, bool) {
+	if bytes.IndexByte(key, '\\') >= 0 {
+		key = []byte(unquote(key))
+	}
+	var buf [maxName]byte
+	f, ok := fold(buf[:0], key)
+	if !ok {
+		return member{}, false
+	}
+	mem, ok := m[string(f)]
+	mem.exact = ok && string(key) == mem.name
+	return mem, ok
+}
+
+// fold appends the case-folded form of name to dst, as encoding/json folds
+// names (bytes.EqualFold): each letter becomes the smallest of its Unicode
+// fold set, then lower case when that is ASCII. It fails when the result
+// would not fit in dst's capacity.
+func fold(dst, name []byte) ([]byte, bool) {
+	for i := 0; i < len(name); {
+		r, n := rune(name[i]), 1
+		if r >= utf8.RuneSelf {
+			r, n = utf8.DecodeRune(name[i:])
+			for orig, f := r, unicode.SimpleFold(r); f != orig; f = unicode.SimpleFold(f) {
+				r = min(r, f)
+			}
+		}
+		if 'A' <= r && r <= 'Z' {
+			r += 'a' - 'A'
+		}
+		if len(dst)+utf8.RuneLen(r) > cap(dst) {
+			return nil, false
+		}
+		dst = utf8.AppendRune(dst, r)
+		i += n
+	}
+	return dst, true
 }

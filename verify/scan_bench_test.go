@@ -22,8 +22,8 @@ func BenchmarkScan(b *testing.B) {
 		b.Run(tc.name, func(b *testing.B) {
 			b.SetBytes(int64(len(body)))
 			for b.Loop() {
-				var raw [numSlots][]byte
-				if err := scanBody(body, testLayout, &raw); err != nil {
+				var ev Event
+				if err := scanBody(body, testLayout, &ev); err != nil {
 					b.Fatal(err)
 				}
 			}

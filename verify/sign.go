@@ -5,6 +5,7 @@ import (
 	"encoding/hex"
 	"fmt"
 	"net/http"
+	"strconv"
 	"strings"
 	"time"
 )
@@ -14,6 +15,11 @@ import (
 type Form struct {
 	Name        string
 	Description string
+
+	headers    headerSet // the headers this form sends
+	prefix     string    // before the MAC
+	enc        encoding  // hexMAC or base64MAC
+	typeHeader string    // a header that repeats the body's type
 }
 
 // SignOptions says what to sign besides the body.
@@ -27,33 +33,20 @@ type SignOptions struct {
 	Time time.Time
 }
 
-// signer is implemented by every scheme: it produces the headers the sender
-// would send, through the same MAC code that Verify uses.
-type signer interface {
-	forms() []Form // the current form first
-	sign(v *Verifier, body []byte, form, id string, t time.Time) http.Header
-}
-
-// Forms returns the signature forms of the Verifier's provider, the current
-// one first.
-func (v *Verifier) Forms() []Form {
-	return v.scheme.(signer).forms()
-}
-
 // Sign returns the headers the provider would send for body, signed with
-// the Verifier's first secret. It is for tests, examples and the
-// `caddy webhook` tools.
+// the Verifier's first secret through the same MAC code that Verify uses.
+// It is for tests, examples and the `caddy webhook` tools.
 func (v *Verifier) Sign(body []byte, o SignOptions) (http.Header, error) {
-	s := v.scheme.(signer)
-	forms := s.forms()
 	if o.Form == "" {
-		o.Form = forms[0].Name
+		o.Form = v.forms[0].Name
 	}
-	known := false
-	for _, f := range forms {
-		known = known || f.Name == o.Form
+	var f *Form
+	for i := range v.forms {
+		if v.forms[i].Name == o.Form {
+			f = &v.forms[i]
+		}
 	}
-	if !known {
+	if f == nil {
 		return nil, fmt.Errorf("provider %s has no signature form %q", v.name, o.Form)
 	}
 	if o.ID == "" {
@@ -65,7 +58,29 @@ func (v *Verifier) Sign(body []byte, o SignOptions) (http.Header, error) {
 	if o.Time.IsZero() {
 		o.Time = v.now()
 	}
-	return s.sign(v, body, o.Form, o.ID, o.Time), nil
+	ts := strconv.FormatInt(o.Time.Unix(), 10)
+	if err := separated(v.signed, o.ID, ts); err != nil {
+		return nil, err
+	}
+	mac := func(signed []part) []byte { return v.mac(signed, o.ID, ts, body) }
+	h := http.Header{}
+	if v.sign != nil {
+		h.Set(f.headers.sig, v.sign(f.Name, mac, ts))
+	} else {
+		h.Set(f.headers.sig, f.prefix+f.enc.encode(mac(v.signed)))
+	}
+	if f.headers.id != "" {
+		h.Set(f.headers.id, o.ID)
+	}
+	if f.headers.time != "" {
+		h.Set(f.headers.time, ts)
+	}
+	if f.typeHeader != "" {
+		if t, ok := tokenString(scanType(body, v.layout)); ok {
+			h.Set(f.typeHeader, t)
+		}
+	}
+	return h, nil
 }
 
 // NewDeliveryID returns a fresh random id in the Standard Webhooks style.
@@ -74,6 +89,3 @@ func NewDeliveryID() string {
 	rand.Read(b[:])
 	return "msg_" + hex.EncodeToString(b[:])
 }
-
-// oneForm is the forms list of a provider with a single form.
-func oneForm(name, desc string) []Form { return []Form{{Name: name, Description: desc}} }

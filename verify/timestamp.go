@@ -87,33 +87,3 @@ func parseUnixAny(s string) (time.Time, error) {
 	}
 	return time.Unix(n, 0), nil
 }
-
-// eventTime parses the body's event-time token and holds it to the
-// event-time window. A body without a time, or with one that is not a time,
-// is malformed.
-func (v *Verifier) eventTime(ev *Event) error {
-	t, err := parseTimeToken(ev.raw[slotTime])
-	if err != nil {
-		return bodyErr(err, "event time")
-	}
-	return v.holdEventTime(t, ev)
-}
-
-// holdEventTime sets ev.Time to an event-time timestamp and holds it to MaxAge.
-func (v *Verifier) holdEventTime(t time.Time, ev *Event) error {
-	ev.Time = t
-	if err := v.checkTime(t, v.maxAge); err != nil {
-		return err
-	}
-	ev.Window = max(ev.Window, v.maxAge+v.futureSkew)
-	return nil
-}
-
-// attemptTime holds a per-attempt signed timestamp to the tolerance.
-func (v *Verifier) attemptTime(t time.Time, ev *Event) error {
-	if err := v.checkTime(t, v.tolerance); err != nil {
-		return err
-	}
-	ev.Window = max(ev.Window, v.tolerance+v.futureSkew)
-	return nil
-}

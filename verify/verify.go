@@ -12,13 +12,30 @@
 //	ev, err := v.Verify(r.Header, body)
 //	if errors.Is(err, verify.ErrNoMatch) { ... }
 //	out := ev.AppendCloudEvent(buf[:0])
+//
+// # Providers
+//
+// A provider is a value of one struct, provider, and one engine, Verify,
+// runs every one the same way: read the signature header, read the signed id
+// and timestamp, hold the timestamp to its window, match the MAC, scan the
+// body, hold the body's time, then set the id and the type. A Custom
+// configuration compiles into the same struct.
+//
+// To add a provider, write one file, <name>.go, that opens with the
+// provider's contract in a comment (headers and forms, secret, signed bytes,
+// body, event id, timestamps and their windows with the retry horizon they
+// cover, types) and declares one provider value; list it in providers below
+// and add its name to the constants; add a sample body per event type under
+// samples/<name>/ and an openssl-computed vector to testdata/vectors.sh.
+// Code is needed only for what no field describes, such as Zavu's
+// "t=,v1=,v2=" header.
 package verify
 
 import (
 	"errors"
 	"fmt"
-	"hash"
 	"net/http"
+	"slices"
 	"sort"
 	"time"
 )
@@ -37,11 +54,19 @@ const (
 	Standard = "standard"
 )
 
-// Defaults shared by the providers. Each provider's event-time window is
-// in its file, chosen above its retry horizon.
+var providers = map[string]*provider{
+	Wazera: &wazera, Zavu: &zavu, WAStack: &wastack, Wazapin: &wazapin, Vobiz: &vobiz, Standard: &standard,
+}
+
+// Defaults. A provider's own event-time window and future skew, where it
+// has them, are in its file; these apply to the rest.
 const (
 	// DefaultTolerance is how old a per-attempt signed timestamp may be.
 	DefaultTolerance = 5 * time.Minute
+	// DefaultMaxAge is how old an event-time timestamp of a custom provider
+	// may be: above the 24 to 31 hours over which senders commonly retry,
+	// and inside the default dedupe TTL of 48 hours.
+	DefaultMaxAge = 36 * time.Hour
 	// DefaultFutureSkew is how far in the future any timestamp may be.
 	DefaultFutureSkew = 60 * time.Second
 	// MaxEventIDLen bounds the length of an event id, in bytes.
@@ -51,9 +76,9 @@ const (
 // Options configures a Verifier.
 type Options struct {
 	// Secrets are the signing secrets, in the provider's own text form (for
-	// Standard Webhooks and Wazapin, "whsec_" followed by base64). During a
-	// rotation list the old and the new one: a request passes when any of
-	// them verifies it. At least one is required.
+	// Standard Webhooks and Wazapin, "whsec_" followed by standard base64,
+	// padded or not). During a rotation list the old and the new one: a
+	// request passes when any of them verifies it. At least one is required.
 	Secrets []string
 	// Tolerance is the window for timestamps signed per delivery attempt
 	// (Wazapin, Standard Webhooks, Zavu "t="). Default 5 minutes.
@@ -61,34 +86,19 @@ type Options struct {
 	// MaxAge is the window for event-time timestamps, which providers repeat
 	// unchanged on every retry (Wazera, Zavu and WAStack bodies, Vobiz). It
 	// must exceed the provider's retry horizon or retries are rejected.
-	// Default: per provider, see DefaultMaxAge.
+	// Default: the provider's own (see its file), DefaultMaxAge for custom.
 	MaxAge time.Duration
 	// FutureSkew is how far ahead of this clock any timestamp may be.
 	// Default 60 seconds (5 minutes for Standard Webhooks and Wazapin, whose
 	// specification uses a symmetric window).
 	FutureSkew time.Duration
-	// Name is the source name of a Standard Webhooks sender; default "standard".
-	// The built-in providers and custom ones carry their own names.
+	// Name is the source name of a Standard Webhooks sender, and its dedupe
+	// namespace; default "standard". Lower-case letters, digits, '-' and
+	// '_', and not a built-in provider's name. Other providers carry their
+	// own names.
 	Name string
 	// Now returns the current time; default time.Now. For tests.
 	Now func() time.Time
-}
-
-// DefaultMaxAge returns the default event-time window of a built-in provider:
-// a margin above the last retry in PROVIDERS.md, so no legitimate retry is
-// ever rejected. Zero means the provider has no event-time timestamp.
-func DefaultMaxAge(provider string) time.Duration {
-	switch provider {
-	case Wazera:
-		return 30 * time.Hour // last retry about 26.6 h after the first attempt
-	case Zavu:
-		return 4 * time.Hour // about 2.6 h
-	case WAStack:
-		return 36 * time.Hour // about 31.3 h
-	case Vobiz:
-		return 30 * time.Hour // up to 24 h
-	}
-	return 0
 }
 
 // Providers lists the built-in provider names, sorted.
@@ -101,36 +111,59 @@ func Providers() []string {
 	return names
 }
 
-// scheme is one provider's way of checking a request and filling the event.
-type scheme interface {
-	verify(v *Verifier, h http.Header, body []byte, ev *Event) error
-	// windows reports whether requests may carry a per-attempt timestamp
-	// and an event-time timestamp.
-	windows() (attempt, event bool)
-	// signatureHeaders names the headers that carry signatures.
-	signatureHeaders() []string
+// provider describes one provider's webhooks. Each provider file declares
+// one; NewCustom compiles one from configuration; Verify runs them all.
+type provider struct {
+	name string
+
+	// The signature. Verify reads the headers of the first form whose
+	// headers are present (forms that share headers are one set).
+	alg            algorithm                           // the HMAC hash; sha256 when zero
+	key            func(secret string) ([]byte, error) // secret text to HMAC key; nil: its bytes
+	prefix         string                              // text before the MAC in the signature header
+	prefixOptional bool                                // the prefix may be left out
+	list           bool                                // space-separated entries; those without the prefix are ignored
+	enc            encoding                            // how the MAC is written
+	parse          func(value string) (request, error) // replaces the four fields above, for a header they cannot describe
+	signed         []part                              // the signed bytes before the body; none: the body alone
+
+	// Timestamps and their windows.
+	headerTime kind                            // the signed timestamp, from a header or the signature
+	parseTime  func(string) (time.Time, error) // how a header timestamp is written; default Unix seconds
+	bodyTime   kind                            // the body's time member
+	maxAge     time.Duration                   // event-time window; default DefaultMaxAge
+	futureSkew time.Duration                   // default DefaultFutureSkew
+
+	// The body and the event.
+	layout     *layout
+	deriveID   bool                                      // with no id in headers or body, the id is derived from the body
+	types      map[string]string                         // the provider's event names to canonical types; others are kept
+	typeHeader string                                    // an unsigned header with the type, read when the body has none
+	setType    func(ev Event) (providerType, typ string) // replaces types and typeHeader
+
+	// Signing, for Sign and the `caddy webhook` tools.
+	forms []Form // the current form first
+	// sign writes the signature header's value in a form that prefix and
+	// enc do not describe; mac returns the MAC over the signed template
+	// (nil: the body alone) with ts in place.
+	sign func(form string, mac func(signed []part) []byte, ts string) string
 }
 
-type providerDef struct {
-	scheme     scheme
-	keyDecoder func(string) ([]byte, error)
-	futureSkew time.Duration
-}
+// kind is what a timestamp means, and so which window holds it.
+type kind uint8
 
-var providers = map[string]providerDef{
-	Wazera:   {scheme: wazera{}},
-	Zavu:     {scheme: zavu{}},
-	WAStack:  {scheme: wastack{}},
-	Wazapin:  {scheme: wazapin{}, keyDecoder: decodeWhsec, futureSkew: DefaultTolerance},
-	Vobiz:    {scheme: vobiz{}},
-	Standard: {scheme: standard{}, keyDecoder: decodeWhsec, futureSkew: DefaultTolerance},
-}
+const (
+	noTime      kind = iota
+	attemptTime      // set per delivery attempt: held to Tolerance
+	eventTime        // when the event happened, repeated on retries: held to MaxAge
+	infoTime         // the event's time when valid, held to no window (a signed attempt time is)
+)
 
 // Verifier checks requests of one provider. It is safe for concurrent use.
 type Verifier struct {
+	*provider
 	name       string
-	scheme     scheme
-	alg        algorithm
+	sets       []headerSet
 	keys       []*key
 	tolerance  time.Duration
 	maxAge     time.Duration
@@ -140,24 +173,43 @@ type Verifier struct {
 
 // New returns a Verifier for a built-in provider.
 func New(provider string, opts Options) (*Verifier, error) {
-	def, ok := providers[provider]
+	p, ok := providers[provider]
 	if !ok {
 		return nil, fmt.Errorf("unknown provider %q (known: %v)", provider, Providers())
 	}
-	name := provider
-	if provider == Standard && opts.Name != "" {
+	name := p.name
+	if provider == Standard && opts.Name != "" && opts.Name != Standard {
+		if err := checkName(opts.Name); err != nil {
+			return nil, fmt.Errorf("name %w", err)
+		}
 		name = opts.Name
 	}
-	if opts.MaxAge == 0 {
-		opts.MaxAge = DefaultMaxAge(provider)
-	}
-	if opts.FutureSkew == 0 && def.futureSkew != 0 {
-		opts.FutureSkew = def.futureSkew
-	}
-	return newVerifier(name, def.scheme, sha256Alg, def.keyDecoder, opts)
+	return newVerifier(name, p, opts)
 }
 
-func newVerifier(name string, s scheme, alg algorithm, decode func(string) ([]byte, error), opts Options) (*Verifier, error) {
+// checkName checks a provider name given in configuration: it is the
+// CloudEvents source and the dedupe namespace, so it must be plain and
+// must not be a built-in provider's.
+func checkName(n string) error {
+	if n == "" || len(n) > 64 {
+		return fmt.Errorf("%q: use 1 to 64 lower-case letters, digits, '-' and '_'", n)
+	}
+	for _, c := range n {
+		if !(c >= 'a' && c <= 'z' || c >= '0' && c <= '9' || c == '-' || c == '_') {
+			return fmt.Errorf("%q: use lower-case letters, digits, '-' and '_'", n)
+		}
+	}
+	if _, builtin := providers[n]; builtin {
+		return fmt.Errorf("%q is a built-in provider", n)
+	}
+	return nil
+}
+
+// newVerifier applies every default and builds the keys.
+func newVerifier(name string, p *provider, opts Options) (*Verifier, error) {
+	if err := checkTemplate(p.signed); err != nil {
+		return nil, err
+	}
 	if len(opts.Secrets) == 0 {
 		return nil, errors.New("at least one secret is required")
 	}
@@ -165,31 +217,34 @@ func newVerifier(name string, s scheme, alg algorithm, decode func(string) ([]by
 		return nil, errors.New("windows must not be negative")
 	}
 	v := &Verifier{
+		provider:   p,
 		name:       name,
-		scheme:     s,
-		alg:        alg,
-		tolerance:  opts.Tolerance,
-		maxAge:     opts.MaxAge,
-		futureSkew: opts.FutureSkew,
+		tolerance:  cmp(opts.Tolerance, DefaultTolerance),
+		maxAge:     cmp(opts.MaxAge, p.maxAge, DefaultMaxAge),
+		futureSkew: cmp(opts.FutureSkew, p.futureSkew, DefaultFutureSkew),
 		now:        opts.Now,
-	}
-	if v.tolerance == 0 {
-		v.tolerance = DefaultTolerance
-	}
-	if v.futureSkew == 0 {
-		v.futureSkew = DefaultFutureSkew
 	}
 	if v.now == nil {
 		v.now = time.Now
+	}
+	for _, f := range p.forms {
+		set := headerSet{canonicalHeader(f.headers.sig), canonicalHeader(f.headers.id), canonicalHeader(f.headers.time)}
+		if !slices.Contains(v.sets, set) {
+			v.sets = append(v.sets, set)
+		}
+	}
+	alg := p.alg
+	if alg.new == nil {
+		alg = sha256Alg
 	}
 	for i, secret := range opts.Secrets {
 		if secret == "" {
 			return nil, fmt.Errorf("secret %d is empty", i+1)
 		}
 		raw := []byte(secret)
-		if decode != nil {
+		if p.key != nil {
 			var err error
-			if raw, err = decode(secret); err != nil {
+			if raw, err = p.key(secret); err != nil {
 				return nil, fmt.Errorf("secret %d: %w", i+1, err)
 			}
 		}
@@ -198,29 +253,54 @@ func newVerifier(name string, s scheme, alg algorithm, decode func(string) ([]by
 	return v, nil
 }
 
+// cmp returns the first of ds that is not zero.
+func cmp(ds ...time.Duration) time.Duration {
+	for _, d := range ds {
+		if d != 0 {
+			return d
+		}
+	}
+	return 0
+}
+
 // Name returns the provider name, which is also the CloudEvents source.
 func (v *Verifier) Name() string { return v.name }
 
 // SignatureHeaders names the headers that carry the provider's
 // signatures, so that a caller can keep them out of logs once checked.
-func (v *Verifier) SignatureHeaders() []string { return v.scheme.signatureHeaders() }
+func (v *Verifier) SignatureHeaders() []string {
+	var names []string
+	for _, f := range v.forms {
+		if !slices.Contains(names, f.headers.sig) {
+			names = append(names, f.headers.sig)
+		}
+	}
+	return names
+}
 
-// Window returns the longest time after an event's timestamp during which a
-// request carrying it can still be accepted: the largest window the
-// Verifier applies plus the allowed future skew. A replay is refused only if
-// the dedupe store remembers the event id at least this long. Zero means
-// the Verifier applies no timestamp window (a custom scheme without
-// timestamps), so only the dedupe store stands between a replay and the
-// upstream.
+// Forms returns the signature forms of the Verifier's provider, the current
+// one first.
+func (v *Verifier) Forms() []Form { return v.forms }
+
+// window returns the window that holds a timestamp of kind k.
+func (v *Verifier) window(k kind) time.Duration {
+	switch k {
+	case attemptTime:
+		return v.tolerance
+	case eventTime:
+		return v.maxAge
+	}
+	return 0
+}
+
+// Window returns how long one timestamp value stays acceptable: from when
+// it is FutureSkew ahead of the clock until it is as old as the largest
+// window the Verifier applies. A replay is refused only if the dedupe store
+// remembers the event id at least this long. Zero means the provider's
+// requests carry no timestamp (a custom provider without one), so only the
+// dedupe store stands between a replay and the upstream.
 func (v *Verifier) Window() time.Duration {
-	attempt, event := v.scheme.windows()
-	var w time.Duration
-	if attempt {
-		w = v.tolerance
-	}
-	if event && v.maxAge > w {
-		w = v.maxAge
-	}
+	w := max(v.window(v.headerTime), v.window(v.bodyTime))
 	if w == 0 {
 		return 0
 	}
@@ -233,27 +313,148 @@ func (v *Verifier) Window() time.Duration {
 // package's sentinel errors.
 func (v *Verifier) Verify(h http.Header, body []byte) (Event, error) {
 	ev := Event{Provider: v.name, Body: body}
-	if err := v.scheme.verify(v, h, body, &ev); err != nil {
+	if err := v.verify(h, body, &ev); err != nil {
 		return Event{}, err
 	}
 	return ev, nil
 }
 
-// checkTime holds t to [now-window, now+futureSkew].
-func (v *Verifier) checkTime(t time.Time, window time.Duration) error {
-	now := v.now()
-	if age := now.Sub(t); age > window {
-		return &TimestampError{Err: ErrTimestampTooOld, Window: window, By: age - window}
+// request is what the headers say, before the MAC is checked.
+type request struct {
+	c      candidates
+	id, ts string // the signed id and timestamp, as sent
+	signed []part // the template this request is signed with, where the signature header chooses it
+}
+
+func (v *Verifier) verify(h http.Header, body []byte, ev *Event) error {
+	// The signature and the signed headers. A signed header that is absent
+	// fails like an absent signature: the request cannot be authenticated.
+	set := v.headerSet(h)
+	sig, err := singleHeader(h, set.sig)
+	if err != nil {
+		return err
 	}
-	if ahead := t.Sub(now); ahead > v.futureSkew {
-		return &TimestampError{Err: ErrTimestampTooNew, Window: v.futureSkew, By: ahead - v.futureSkew}
+	var r request
+	if v.parse != nil {
+		r, err = v.parse(sig)
+	} else {
+		err = v.readMAC(sig, &r.c)
+	}
+	if err != nil {
+		return err
+	}
+	if r.signed == nil {
+		r.signed = v.signed
+	}
+	if set.id != "" {
+		if r.id, err = singleHeader(h, set.id); err != nil {
+			return fmt.Errorf("%w: %s", err, set.id)
+		}
+		if !usableID(r.id) {
+			return ErrMissingEventID
+		}
+	}
+	if set.time != "" {
+		if r.ts, err = singleHeader(h, set.time); err == ErrMissingSignature {
+			return ErrMissingTimestamp
+		} else if err != nil {
+			return err
+		}
+	}
+	if err := separated(r.signed, r.id, r.ts); err != nil {
+		return err
+	}
+	if r.ts != "" {
+		parse := v.parseTime
+		if parse == nil {
+			parse = parseUnixSeconds
+		}
+		t, err := parse(r.ts)
+		if err != nil {
+			return err
+		}
+		if err := v.hold(v.headerTime, t, ev); err != nil {
+			return err
+		}
+	}
+	if ev.Secret, err = v.match(&r, body); err != nil {
+		return err
+	}
+
+	// The body.
+	if err := scanBody(body, v.layout, ev); err != nil {
+		return err
+	}
+	switch t, err := parseTimeToken(ev.time); {
+	case v.bodyTime == infoTime && err == nil:
+		ev.Time = t
+	case v.bodyTime == attemptTime || v.bodyTime == eventTime:
+		if err != nil {
+			return bodyErr(err, "event time")
+		}
+		if err := v.hold(v.bodyTime, t, ev); err != nil {
+			return err
+		}
+	}
+	switch {
+	case r.id != "":
+		ev.ID = r.id
+	case ev.id != nil && string(ev.id) != "null":
+		id, ok := tokenString(ev.id)
+		if !ok || !usableID(id) {
+			return ErrMissingEventID
+		}
+		ev.ID = id
+	case v.deriveID:
+		ev.ID = bodyID(body)
+	default:
+		return ErrMissingEventID
+	}
+	if v.provider.setType != nil {
+		ev.ProviderType, ev.Type = v.provider.setType(*ev)
+		return nil
+	}
+	name, ok := tokenString(ev.typ)
+	if ev.typ == nil && v.typeHeader != "" {
+		name, ok = h.Get(v.typeHeader), true
+	}
+	if !ok || name == "" {
+		name = "unknown"
+	}
+	ev.ProviderType, ev.Type = name, name
+	if c, ok := v.types[name]; ok {
+		ev.Type = c
+		if c == name {
+			ev.ProviderType = c // the constant: one string fewer
+		}
 	}
 	return nil
 }
 
-// algorithm is a hash usable for HMAC.
-type algorithm struct {
-	name string
-	new  func() hash.Hash
-	size int
+// headerSet returns the headers of the first form any of whose headers is
+// present; when none is, the last form's, whose signature is then missing.
+// Sets are never mixed.
+func (v *Verifier) headerSet(h http.Header) headerSet {
+	for _, s := range v.sets[:len(v.sets)-1] {
+		if len(h[s.sig]) > 0 || (s.id != "" && len(h[s.id]) > 0) || (s.time != "" && len(h[s.time]) > 0) {
+			return s
+		}
+	}
+	return v.sets[len(v.sets)-1]
+}
+
+// hold sets ev.Time to t and holds it to the window of its kind and to the
+// future skew.
+func (v *Verifier) hold(k kind, t time.Time, ev *Event) error {
+	ev.Time = t
+	w := v.window(k)
+	now := v.now()
+	if age := now.Sub(t); age > w {
+		return &TimestampError{Err: ErrTimestampTooOld, Window: w, By: age - w}
+	}
+	if ahead := t.Sub(now); ahead > v.futureSkew {
+		return &TimestampError{Err: ErrTimestampTooNew, Window: v.futureSkew, By: ahead - v.futureSkew}
+	}
+	ev.Window = max(ev.Window, w+v.futureSkew)
+	return nil
 }

@@ -321,7 +321,7 @@ func TestBadInput(t *testing.T) {
 		{"zavu id empty", zavu, headers("X-Zavu-Signature", "sha256="+opensslHex("s", `{"id":"","timestamp":1705314600000}`)), `{"id":"","timestamp":1705314600000}`, verify.ErrMissingEventID},
 		{"zavu id with a newline", zavu, headers("X-Zavu-Signature", "sha256="+opensslHex("s", `{"id":"a\nb","timestamp":1705314600000}`)), `{"id":"a\nb","timestamp":1705314600000}`, verify.ErrMissingEventID},
 		{"standard: no headers", wazapin, http.Header{}, `{}`, verify.ErrMissingSignature},
-		{"standard: no id", wazapin, headers("Webhook-Timestamp", ts, "Webhook-Signature", goodV1), `{}`, verify.ErrMissingEventID},
+		{"standard: no id (it is signed: 401, not 400)", wazapin, headers("Webhook-Timestamp", ts, "Webhook-Signature", goodV1), `{}`, verify.ErrMissingSignature},
 		{"standard: no timestamp", wazapin, headers("Webhook-Id", "msg_1", "Webhook-Signature", goodV1), `{}`, verify.ErrMissingTimestamp},
 		{"standard: timestamp -1", wazapin, std("msg_1", "-1", goodV1), `{}`, verify.ErrMalformedTimestamp},
 		{"standard: timestamp 1e309", wazapin, std("msg_1", "1e309", goodV1), `{}`, verify.ErrMalformedTimestamp},

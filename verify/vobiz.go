@@ -1,13 +1,6 @@
 package verify
 
-import (
-	"crypto/sha256"
-	"encoding/base64"
-	"encoding/hex"
-	"net/http"
-	"strings"
-	"time"
-)
+import "time"
 
 // Vobiz
 //
@@ -24,90 +17,45 @@ import (
 // Event id:  "event_id" (or "id"); when absent, derived from the raw body as
 //            for Wazera (first 128 bits of its SHA-256, hex).
 // Timestamp: "occurred_at" or "timestamp", event time, required, held to
-//            MaxAge (default 30 h, above the 24 h retry horizon).
-// Types:     Vobiz's names are already canonical.
+//            MaxAge, default 30 h: Vobiz retries for up to 24 h.
+// Types:     Vobiz's names are already canonical (message.received,
+//            message.sent, message.delivered, message.read, message.failed,
+//            contact.updated, campaign.completed).
+// Secrets:   rotated from Vobiz's console: list the old and the new secret
+//            while both may sign.
 
-// Vobiz's signature headers, seed and current.
+// Vobiz's signature headers, current and seed, and its unsigned type header.
 const (
 	HeaderVobizSignature        = "X-Vobiz-Signature"
 	HeaderVobizWebhookSignature = "X-Webhook-Signature"
 	HeaderVobizWebhookEvent     = "X-Webhook-Event"
 )
 
-var vobizLayout = &layout{
-	top: with(dataKeys, map[string]Field{
-		"event_id": slotID, "id": slotID,
-		"event_type": slotType, "event": slotType, "type": slotType,
-		"occurred_at": slotTime, "timestamp": slotTime,
-	}),
-	containers: set("payload", "data"),
-	nested:     dataKeys,
-}
-
-type vobiz struct{}
-
-func (vobiz) signatureHeaders() []string {
-	return []string{HeaderVobizSignature, HeaderVobizWebhookSignature}
-}
-
-func (vobiz) windows() (attempt, event bool) { return false, true }
-
-func (vobiz) verify(v *Verifier, h http.Header, body []byte, ev *Event) error {
-	name := HeaderVobizWebhookSignature
-	if len(h.Values(name)) == 0 {
-		name = HeaderVobizSignature
-	}
-	sig, err := singleHeader(h, name)
-	if err != nil {
-		return err
-	}
-	sig = strings.TrimPrefix(sig, "sha256=")
-	var c candidates
-	if len(sig) == 2*sha256.Size {
-		err = c.addHex(sig, sha256.Size)
-	} else {
-		err = c.addBase64(sig, sha256.Size)
-	}
-	if err != nil {
-		return err
-	}
-	if !v.match(&c, body) {
-		return ErrNoMatch
-	}
-	if err := scanBody(body, vobizLayout, &ev.raw); err != nil {
-		return err
-	}
-	if err := v.eventTime(ev); err != nil {
-		return err
-	}
-	ev.setType(ev.typeToken(), nil)
-	return ev.setID(true)
-}
-
-func (vobiz) forms() []Form {
-	return []Form{
-		{"current", "X-Webhook-Signature: <hex HMAC-SHA256 of the body>, X-Webhook-Event: <type> (current docs)"},
-		{"current-base64", "X-Webhook-Signature: <base64 HMAC-SHA256 of the body> (current docs)"},
-		{"seed", "X-Vobiz-Signature: <hex HMAC-SHA256 of the body> (seed docs)"},
-		{"seed-base64", "X-Vobiz-Signature: sha256=<base64 HMAC-SHA256 of the body> (seed docs)"},
-	}
-}
-
-func (vobiz) sign(v *Verifier, body []byte, form, _ string, _ time.Time) http.Header {
-	mac := v.sign("", body)
-	h := http.Header{}
-	switch form {
-	case "current-base64":
-		h.Set(HeaderVobizWebhookSignature, base64.StdEncoding.EncodeToString(mac))
-	case "seed":
-		h.Set(HeaderVobizSignature, hex.EncodeToString(mac))
-	case "seed-base64":
-		h.Set(HeaderVobizSignature, "sha256="+base64.StdEncoding.EncodeToString(mac))
-	default:
-		h.Set(HeaderVobizWebhookSignature, hex.EncodeToString(mac))
-		if t, ok := tokenString(scanType(body, vobizLayout)); ok {
-			h.Set(HeaderVobizWebhookEvent, t)
-		}
-	}
-	return h
+var vobiz = provider{
+	name:           Vobiz,
+	prefix:         "sha256=",
+	prefixOptional: true,
+	enc:            hexOrBase64MAC,
+	bodyTime:       eventTime,
+	maxAge:         30 * time.Hour,
+	layout: mustLayout(
+		with(dataKeys, map[string]member{
+			"event_id": asID, "id": asID,
+			"event_type": asType, "event": asType, "type": asType,
+			"occurred_at": asTime, "timestamp": asTime,
+			"payload": asContainer, "data": asContainer,
+		}),
+		dataKeys),
+	deriveID: true,
+	types:    canonical,
+	forms: []Form{
+		{Name: "current", Description: "X-Webhook-Signature: <hex HMAC-SHA256 of the body>, X-Webhook-Event: <type> (current docs)",
+			headers: headerSet{sig: HeaderVobizWebhookSignature}, enc: hexMAC, typeHeader: HeaderVobizWebhookEvent},
+		{Name: "current-base64", Description: "X-Webhook-Signature: <base64 HMAC-SHA256 of the body> (current docs)",
+			headers: headerSet{sig: HeaderVobizWebhookSignature}, enc: base64MAC},
+		{Name: "seed", Description: "X-Vobiz-Signature: <hex HMAC-SHA256 of the body> (older docs)",
+			headers: headerSet{sig: HeaderVobizSignature}, enc: hexMAC},
+		{Name: "seed-base64", Description: "X-Vobiz-Signature: sha256=<base64 HMAC-SHA256 of the body> (older docs)",
+			headers: headerSet{sig: HeaderVobizSignature}, prefix: "sha256=", enc: base64MAC},
+	},
 }

@@ -1,13 +1,6 @@
 package verify
 
-import (
-	"crypto/sha256"
-	"encoding/hex"
-	"fmt"
-	"net/http"
-	"strings"
-	"time"
-)
+import "time"
 
 // WAStack
 //
@@ -19,61 +12,32 @@ import (
 //            Unix milliseconds; canonical fields at the top level or in "data".
 // Event id:  "id" or "event_id" when present; otherwise derived from the raw
 //            body as for Wazera (first 128 bits of its SHA-256, hex).
-// Timestamp: event time, held to MaxAge (default 36 h, above the last retry
-//            at about 31.3 h).
-// Types:     WAStack's names are already canonical.
+// Timestamp: event time, held to MaxAge, default 36 h: WAStack retries after
+//            1 m, 5 m, 15 m, 1 h, 6 h and 24 h (the last about 31.3 h after
+//            the first attempt), then pauses the endpoint.
+// Types:     WAStack's names are already canonical (message.received,
+//            message.sent, message.delivered, message.read, message.failed,
+//            media.uploaded, session.connected, session.disconnected,
+//            automation.triggered).
 
 // HeaderWAStackSignature is WAStack's signature header.
 const HeaderWAStackSignature = "X-WAStack-Signature"
 
-var wastackLayout = &layout{
-	top: with(dataKeys, map[string]Field{
-		"id": slotID, "event_id": slotID,
-		"event": slotType, "type": slotType,
-		"timestamp": slotTime,
-	}),
-	containers: set("data"),
-	nested:     dataKeys,
-}
-
-type wastack struct{}
-
-func (wastack) signatureHeaders() []string { return []string{HeaderWAStackSignature} }
-
-func (wastack) windows() (attempt, event bool) { return false, true }
-
-func (wastack) verify(v *Verifier, h http.Header, body []byte, ev *Event) error {
-	sig, err := singleHeader(h, HeaderWAStackSignature)
-	if err != nil {
-		return err
-	}
-	hexSig, ok := strings.CutPrefix(sig, "sha256=")
-	if !ok {
-		return fmt.Errorf("%w: expected sha256=<hex>", ErrMalformedSignature)
-	}
-	var c candidates
-	if err := c.addHex(hexSig, sha256.Size); err != nil {
-		return err
-	}
-	if !v.match(&c, body) {
-		return ErrNoMatch
-	}
-	if err := scanBody(body, wastackLayout, &ev.raw); err != nil {
-		return err
-	}
-	if err := v.eventTime(ev); err != nil {
-		return err
-	}
-	ev.setType(ev.typeToken(), nil)
-	return ev.setID(true)
-}
-
-func (wastack) forms() []Form {
-	return oneForm("sha256", "X-WAStack-Signature: sha256=<hex HMAC-SHA256 of the body>")
-}
-
-func (wastack) sign(v *Verifier, body []byte, _, _ string, _ time.Time) http.Header {
-	h := http.Header{}
-	h.Set(HeaderWAStackSignature, "sha256="+hex.EncodeToString(v.sign("", body)))
-	return h
+var wastack = provider{
+	name:     WAStack,
+	prefix:   "sha256=",
+	enc:      hexMAC,
+	bodyTime: eventTime,
+	maxAge:   36 * time.Hour,
+	layout: mustLayout(
+		with(dataKeys, map[string]member{
+			"id": asID, "event_id": asID, "event": asType, "type": asType, "timestamp": asTime, "data": asContainer,
+		}),
+		dataKeys),
+	deriveID: true,
+	types:    canonical,
+	forms: []Form{{
+		Name: "sha256", Description: "X-WAStack-Signature: sha256=<hex HMAC-SHA256 of the body>",
+		headers: headerSet{sig: HeaderWAStackSignature}, prefix: "sha256=", enc: hexMAC,
+	}},
 }

@@ -1,14 +1,11 @@
 package verify
 
-import (
-	"net/http"
-	"time"
-)
-
 // Wazapin
 //
 // Signature: Standard Webhooks (standard.go): webhook-* or svix-* headers,
 //            "whsec_<base64>" secret, HMAC-SHA256 over "<id>.<timestamp>.<body>".
+//            Wazapin's own docs answer 403 to a bad signature; the gateway
+//            answers 401 as for every provider.
 // Body:      a flat object of event-specific fields (message_id,
 //            conversation_id, contact_id, channel_id, direction, from_phone,
 //            msg_type, status, organization_id, ...). The event name is the
@@ -16,7 +13,8 @@ import (
 // Event id:  the webhook-id (svix-id) header, the same on every retry.
 // Timestamp: the signed attempt time, held to Tolerance (default ±5 min).
 //            The event's time is the body's "created_at" or "timestamp" when
-//            present, otherwise the attempt time.
+//            present, otherwise the attempt time. Wazapin retries on the Svix
+//            schedule, for about 27 h: the dedupe TTL must cover it.
 // Types:     "event_type" or "type" when the body has one; otherwise inferred
 //            from the fields:
 //              message_id and direction          message.new
@@ -31,85 +29,70 @@ import (
 //            or template.updated.
 // Fields:    from_phone is from, to_phone is to, organization_id is account_id.
 
-var wazapinLayout = &layout{
-	top: with(dataKeys, map[string]Field{
-		"event_type": slotType, "type": slotType,
-		"created_at": slotTime, "timestamp": slotTime,
-		"from_phone": FieldFrom, "to_phone": FieldTo,
-		"organization_id": FieldAccountID,
-	}),
+var wazapin = provider{
+	name:       Wazapin,
+	key:        decodeWhsec,
+	prefix:     "v1,",
+	list:       true,
+	enc:        base64MAC,
+	signed:     standard.signed,
+	headerTime: attemptTime,
+	bodyTime:   infoTime,
+	futureSkew: DefaultTolerance,
+	layout: mustLayout(with(dataKeys, map[string]member{
+		"event_type": asType, "type": asType,
+		"created_at": asTime, "timestamp": asTime,
+		"from_phone": asField(FieldFrom), "to_phone": asField(FieldTo),
+		"organization_id": asField(FieldAccountID),
+	}), nil),
+	setType: wazapinType,
+	forms:   standardForms,
 }
 
-type wazapin struct{}
-
-func (wazapin) signatureHeaders() []string { return standardSignatureHeaders }
-
-func (wazapin) windows() (attempt, event bool) { return true, false }
-
-func (wazapin) verify(v *Verifier, h http.Header, body []byte, ev *Event) error {
-	if err := verifyStandard(v, h, body, ev); err != nil {
-		return err
-	}
-	if err := scanBody(body, wazapinLayout, &ev.raw); err != nil {
-		return err
-	}
-	bodyTime(ev)
-	ev.ProviderType = wazapinInferType(ev)
-	ev.Type = wazapinCanonicalType(ev)
-	return nil
-}
-
-// wazapinInferType returns the body's event name, or one inferred from the
-// fields present when the body has none.
-func wazapinInferType(ev *Event) string {
-	if ev.raw[slotType] != nil {
-		return ev.typeToken()
-	}
-	has := func(f Field) bool { t := ev.raw[f]; return t != nil && string(t) != "null" }
+// wazapinType returns the event's types from the body's event name, or
+// from one inferred from the fields present when the body has none.
+func wazapinType(ev Event) (providerType, typ string) {
+	has := func(f Field) bool { t := ev.fields[f]; return t != nil && string(t) != "null" }
+	name, ok := tokenString(ev.typ)
 	switch {
+	case ev.typ != nil:
+		if !ok || name == "" {
+			name = "unknown"
+		}
 	case has(FieldMessageID) && has(FieldDirection):
-		return "message.new"
+		name = "message.new"
 	case has(FieldMessageID) && has(FieldStatus):
-		return "message.status_update"
+		name = "message.status_update"
 	case has(FieldTemplateID) || has(FieldTemplateName):
-		return "template.status_update"
+		name = "template.status_update"
 	case has(FieldConversationID) && !has(FieldMessageID):
-		return "conversation.updated"
+		name = "conversation.updated"
 	case has(FieldContactID) && !has(FieldMessageID):
-		return "contact.updated"
+		name = "contact.updated"
+	default:
+		name = "unknown"
 	}
-	return "unknown"
-}
-
-func wazapinCanonicalType(ev *Event) string {
+	if c, ok := canonical[name]; ok {
+		name = c
+	}
 	status, _ := ev.Field(FieldStatus)
-	switch ev.ProviderType {
+	switch name {
 	case "message.new":
 		if d, _ := ev.Field(FieldDirection); d == "inbound" {
-			return "message.received"
+			return name, "message.received"
 		}
 	case "message.status_update":
-		if c, ok := canonicalTypes["message."+status]; ok && status != "" {
-			return c
+		if c, ok := canonical["message."+status]; ok && status != "" {
+			return name, c
 		}
 	case "template.status_update":
 		switch status {
 		case "approved":
-			return "template.approved"
+			return name, "template.approved"
 		case "rejected":
-			return "template.rejected"
+			return name, "template.rejected"
 		}
-		return "template.updated"
-	default:
-		if c, ok := canonicalTypes[ev.ProviderType]; ok {
-			return c
-		}
+		return name, "template.updated"
 	}
-	return ev.ProviderType
-}
-
-func (wazapin) forms() []Form { return standardForms }
-
-func (wazapin) sign(v *Verifier, body []byte, form, id string, t time.Time) http.Header {
-	return signStandard(v, body, form, id, t)
+	return name, name
 }

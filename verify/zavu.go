@@ -2,10 +2,7 @@ package verify
 
 import (
 	"crypto/sha256"
-	"encoding/hex"
 	"fmt"
-	"net/http"
-	"strconv"
 	"strings"
 	"time"
 )
@@ -20,121 +17,88 @@ import (
 // Secret:    "whsec_..." used as its raw UTF-8 bytes, not base64-decoded.
 // Body:      {"id", "type", "timestamp" (Unix milliseconds, event time),
 //            "projectId", "data": {"messageId", "to", "from", ...}}.
-// Event id:  the body's "id".
+// Event id:  the body's "id", required.
 // Timestamp: "t" is per attempt: held to Tolerance (default 5 min). The
-//            body's "timestamp" is event time: held to MaxAge (default 4 h,
-//            above the last retry at about 2.6 h). Both are checked when
-//            present, so a captured current-form request replayed in the
-//            seed form is still bounded by the event time and the dedupe store.
-// Types:     "message.inbound" becomes "message.received"; the rest are canonical.
+//            body's "timestamp" is event time: held to MaxAge, default 4 h:
+//            Zavu retries immediately, then after 1 m, 5 m, 30 m and 2 h
+//            (the last about 2.6 h after the first attempt). Both are
+//            checked when present, so a captured current-form request
+//            replayed in the seed form is still bounded by the event time
+//            and the dedupe store.
+// Types:     "message.inbound" becomes "message.received"; the rest
+//            (message.queued, message.sent, message.delivered,
+//            message.failed, template.approved, template.rejected) are canonical.
 // Fields:    "projectId" is account_id; "name" (template events) is template_name.
 
 // HeaderZavuSignature is Zavu's signature header.
 const HeaderZavuSignature = "X-Zavu-Signature"
 
-var zavuLayout = &layout{
-	top: map[string]Field{
-		"id": slotID, "type": slotType, "timestamp": slotTime, "projectId": FieldAccountID,
+var zavu = provider{
+	name:       Zavu,
+	parse:      parseZavu,
+	headerTime: attemptTime,
+	bodyTime:   eventTime,
+	maxAge:     4 * time.Hour,
+	layout: mustLayout(
+		map[string]member{"id": asID, "type": asType, "timestamp": asTime, "projectId": asField(FieldAccountID), "data": asContainer},
+		with(dataKeys, map[string]member{"name": asField(FieldTemplateName)})),
+	types: typeMap(map[string]string{"message.inbound": "message.received"}),
+	forms: []Form{
+		{Name: "v2", Description: "X-Zavu-Signature: t=<unix>,v1=<hex HMAC of body>,v2=<hex HMAC of t.body> (current docs)", headers: zavuHeaders},
+		{Name: "v1", Description: "X-Zavu-Signature: t=<unix>,v1=<hex HMAC of body> (current docs, legacy signature only)", headers: zavuHeaders},
+		{Name: "seed", Description: "X-Zavu-Signature: sha256=<hex HMAC of body> (older docs)", headers: zavuHeaders},
 	},
-	containers: set("data"),
-	nested:     with(dataKeys, map[string]Field{"name": FieldTemplateName}),
+	sign: signZavu,
 }
 
-var zavuRenames = map[string]string{"message.inbound": "message.received"}
+var (
+	zavuHeaders = headerSet{sig: HeaderZavuSignature}
+	zavuV2      = []part{{ref: "timestamp"}, {lit: "."}}
+)
 
-type zavu struct{}
-
-func (zavu) signatureHeaders() []string { return []string{HeaderZavuSignature} }
-
-func (zavu) windows() (attempt, event bool) { return true, true }
-
-func (zavu) verify(v *Verifier, h http.Header, body []byte, ev *Event) error {
-	sig, err := singleHeader(h, HeaderZavuSignature)
-	if err != nil {
-		return err
-	}
-	var c candidates
-	var prefix []string
+func parseZavu(sig string) (r request, err error) {
 	if hexSig, ok := strings.CutPrefix(sig, "sha256="); ok {
-		if err := c.addHex(hexSig, sha256.Size); err != nil {
-			return err
-		}
-	} else {
-		var v1, v2 candidates
-		var ts string
-		for part := range strings.SplitSeq(sig, ",") {
-			k, val, ok := strings.Cut(strings.TrimSpace(part), "=")
-			if !ok {
-				return fmt.Errorf("%w: expected sha256=<hex> or t=<time>,v1=<hex>", ErrMalformedSignature)
-			}
-			switch k {
-			case "t":
-				if ts != "" {
-					return fmt.Errorf("%w: t repeated", ErrMalformedSignature)
-				}
-				ts = val
-			case "v1":
-				err = v1.addHex(val, sha256.Size)
-			case "v2":
-				err = v2.addHex(val, sha256.Size)
-			}
-			if err != nil {
-				return err
-			}
-		}
+		return r, r.c.add(hexSig, sha256.Size, hexMAC)
+	}
+	var v1, v2 candidates
+	for part := range strings.SplitSeq(sig, ",") {
+		k, val, ok := strings.Cut(strings.TrimSpace(part), "=")
 		switch {
-		case v2.n > 0:
-			if ts == "" {
-				return ErrMissingTimestamp
-			}
-			c, prefix = v2, []string{ts, "."}
-		case v1.n > 0:
-			c = v1
-		default:
-			return fmt.Errorf("%w: no v1 or v2 signature", ErrMalformedSignature)
+		case !ok:
+			return r, fmt.Errorf("%w: expected sha256=<hex> or t=<time>,v1=<hex>", ErrMalformedSignature)
+		case k == "t" && r.ts != "":
+			return r, fmt.Errorf("%w: t repeated", ErrMalformedSignature)
+		case k == "t":
+			r.ts = val
+		case k == "v1":
+			err = v1.add(val, sha256.Size, hexMAC)
+		case k == "v2":
+			err = v2.add(val, sha256.Size, hexMAC)
 		}
-		if ts != "" {
-			t, err := parseUnixSeconds(ts)
-			if err != nil {
-				return err
-			}
-			if err := v.attemptTime(t, ev); err != nil {
-				return err
-			}
+		if err != nil {
+			return r, err
 		}
 	}
-	if !v.match(&c, body, prefix...) {
-		return ErrNoMatch
+	switch {
+	case v2.n > 0 && r.ts == "":
+		return r, ErrMissingTimestamp
+	case v2.n > 0:
+		r.c, r.signed = v2, zavuV2
+	case v1.n > 0:
+		r.c = v1
+	default:
+		return r, fmt.Errorf("%w: no v1 or v2 signature", ErrMalformedSignature)
 	}
-	if err := scanBody(body, zavuLayout, &ev.raw); err != nil {
-		return err
-	}
-	if err := v.eventTime(ev); err != nil {
-		return err
-	}
-	ev.setType(ev.typeToken(), zavuRenames)
-	return ev.setID(false)
+	return r, nil
 }
 
-func (zavu) forms() []Form {
-	return []Form{
-		{"v2", "X-Zavu-Signature: t=<unix>,v1=<hex HMAC of body>,v2=<hex HMAC of t.body> (current docs)"},
-		{"v1", "X-Zavu-Signature: t=<unix>,v1=<hex HMAC of body> (current docs, legacy signature only)"},
-		{"seed", "X-Zavu-Signature: sha256=<hex HMAC of body> (seed docs)"},
-	}
-}
-
-func (zavu) sign(v *Verifier, body []byte, form, _ string, t time.Time) http.Header {
-	h := http.Header{}
-	ts := strconv.FormatInt(t.Unix(), 10)
-	v1 := hex.EncodeToString(v.sign("", body))
+func signZavu(form string, mac func([]part) []byte, ts string) string {
+	v1 := hexMAC.encode(mac(nil))
 	switch form {
 	case "seed":
-		h.Set(HeaderZavuSignature, "sha256="+v1)
+		return "sha256=" + v1
 	case "v1":
-		h.Set(HeaderZavuSignature, "t="+ts+",v1="+v1)
-	default:
-		h.Set(HeaderZavuSignature, "t="+ts+",v1="+v1+",v2="+hex.EncodeToString(v.sign(ts+".", body)))
+		return "t=" + ts + ",v1=" + v1
 	}
-	return h
+	return "t=" + ts + ",v1=" + v1 + ",v2=" + hexMAC.encode(mac(zavuV2))
 }
