@@ -25,14 +25,7 @@ func TestExampleCaddyfile(t *testing.T) {
 			t.Errorf("Caddyfile.example lacks the log filter line %q", strings.TrimSpace(line))
 		}
 	}
-	makefile, err := os.ReadFile("../Makefile")
-	if err != nil {
-		t.Fatal(err)
-	}
-	// export NAME ?= value
-	for _, m := range regexp.MustCompile(`(?m)^export (\w+_SECRET)\s*\?=\s*(\S+)$`).FindAllStringSubmatch(string(makefile), -1) {
-		t.Setenv(m[1], m[2])
-	}
+	setDemoSecrets(t)
 	out, err := adapt(t, string(raw))
 	if err != nil {
 		t.Fatal(err)
@@ -47,6 +40,25 @@ func TestExampleCaddyfile(t *testing.T) {
 	if strings.Contains(string(out), "demo-wazera-secret") {
 		t.Error("a secret was baked into the adapted config; use {env.*} placeholders")
 	}
+}
+
+// setDemoSecrets sets the demo secrets that make run sets (the Makefile's
+// "export NAME ?= value" lines) for the test, and returns them by name.
+func setDemoSecrets(t *testing.T) map[string]string {
+	t.Helper()
+	makefile, err := os.ReadFile("../Makefile")
+	if err != nil {
+		t.Fatal(err)
+	}
+	found := map[string]string{}
+	for _, m := range regexp.MustCompile(`(?m)^export (\w+_SECRET)\s*\?=\s*(\S+)$`).FindAllStringSubmatch(string(makefile), -1) {
+		t.Setenv(m[1], m[2])
+		found[m[1]] = m[2]
+	}
+	if len(found) != len(providerNames) {
+		t.Fatalf("the Makefile sets %d demo secrets, want one per provider (%d)", len(found), len(providerNames))
+	}
+	return found
 }
 
 // TestExampleScripts runs each examples/<provider>.sh, which signs with
