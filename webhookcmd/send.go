@@ -27,7 +27,13 @@ prints the status and the response body.
 
 --repeat N sends the same event N times, each re-signed as the provider's
 retries are (to watch the duplicates being caught); --tamper changes one
-byte of the body after signing (to watch a 401).`,
+byte of the body after signing (to watch a 401).
+
+A 2xx answer without the Webhook-Event-Id header that webhook_verify sets
+on every request it verified prints a warning on stderr: the event went
+to a route without webhook_verify (a path typo answered by a catch-all
+200, for example), which a provider would take as delivered. The exit
+status stays 0 once every answer arrived.`,
 	}
 	providerFlags(cmd)
 	cmd.Flags().String("url", "", "where to POST, such as http://localhost:8080/wazera (required)")
@@ -87,10 +93,26 @@ byte of the body after signing (to watch a 401).`,
 			answer, _ := io.ReadAll(io.LimitReader(resp.Body, 64<<10))
 			resp.Body.Close()
 			fmt.Fprintf(cmd.OutOrStdout(), "POST %s: %s\n%s\n", target, resp.Status, bytes.TrimSpace(answer))
+			if unverified2xx(resp) {
+				fmt.Fprintf(cmd.ErrOrStderr(), "caddy webhook send: warning: POST %s answered %d without a %s header: the event may have gone to a route without webhook_verify (a path typo answered by a catch-all 200?), and a provider would take it as delivered\n",
+					target, resp.StatusCode, eventIDHeader)
+			}
 		}
 		return nil
 	})
 	return cmd
+}
+
+// eventIDHeader is the response header webhook_verify sets on every
+// request it verified, whether it forwarded it or answered it as a
+// duplicate.
+const eventIDHeader = "Webhook-Event-Id"
+
+// unverified2xx reports a success answer that shows no sign of having
+// passed webhook_verify: a provider would count the event as delivered
+// although no verifier saw it.
+func unverified2xx(resp *http.Response) bool {
+	return resp.StatusCode >= 200 && resp.StatusCode < 300 && resp.Header.Get(eventIDHeader) == ""
 }
 
 // sendBody is --file, or the provider's sample of --event with fresh values.

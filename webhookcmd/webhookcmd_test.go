@@ -86,13 +86,19 @@ func startGateway(t *testing.T) (string, *upstream) {
 		fmt.Fprint(w, "accepted")
 	}))
 	t.Cleanup(up.Close)
-	port := testutil.FreePort()
 	var site strings.Builder
 	for _, p := range providerNames {
 		fmt.Fprintf(&site, "\thandle /%s {\n\t\twebhook_verify %s {\n\t\t\tsecret %s\n\t\t}\n\t\treverse_proxy %s\n\t}\n", p, p, secrets[p], up.URL)
 	}
+	return serve(t, site.String()), up
+}
+
+// serve runs `caddy run` on a site with the given body and a
+// handle_errors that answers "<status> <message>", and returns its base URL.
+func serve(t *testing.T, site string) string {
+	port := testutil.FreePort()
 	cfg := filepath.Join(t.TempDir(), "Caddyfile")
-	os.WriteFile(cfg, []byte(fmt.Sprintf("{\n\tadmin off\n}\nhttp://127.0.0.1:%d {\n%s\thandle_errors {\n\t\trespond \"{err.status_code} {err.message}\"\n\t}\n}\n", port, site.String())), 0o644)
+	os.WriteFile(cfg, []byte(fmt.Sprintf("{\n\tadmin off\n}\nhttp://127.0.0.1:%d {\n%s\thandle_errors {\n\t\trespond \"{err.status_code} {err.message}\"\n\t}\n}\n", port, site)), 0o644)
 	var logs bytes.Buffer
 	cmd := exec.Command(caddyBin, "run", "--adapter", "caddyfile", "--config", cfg)
 	cmd.Stdout, cmd.Stderr = &logs, &logs
@@ -111,7 +117,7 @@ func startGateway(t *testing.T) (string, *upstream) {
 		}
 		time.Sleep(50 * time.Millisecond)
 	}
-	return base, up
+	return base
 }
 
 // headers parses sign's output.
