@@ -10,8 +10,9 @@ import (
 )
 
 // Memory is the embedded store, for a single gateway instance. It holds at
-// most MaxEntries keys; when full it evicts the oldest. It is split into
-// shards, each with its own lock, so there is no global lock on the hot path.
+// most MaxEntries keys; only when that many are live (neither released
+// nor expired) does it evict one, the oldest. It is split into shards, each
+// with its own lock, so there is no global lock on the hot path.
 //
 // Keys are kept as 128-bit seeded hashes, not as strings, so an entry costs
 // the same whatever the id's length (about 64 bytes at capacity; see the
@@ -29,6 +30,7 @@ type Memory struct {
 const (
 	numShards = 64
 	doneBit   = 1 << 63 // set in an entry's token once it is committed
+	never     = 1<<63 - 1
 )
 
 type hkey [2]uint64
@@ -43,14 +45,22 @@ type ringSlot struct {
 	token uint64 // the entry the slot was pushed for; stale once the entry's token differs
 }
 
+// memShard keeps its keys in a map and their insertion order in a ring of
+// slots. Each key in the map has exactly one slot that is not stale; a
+// released key leaves a stale slot behind, which costs memory but never
+// counts against the bound: the bound is on the map, and the ring is
+// compacted when stale slots make up half of it.
 type memShard struct {
 	mu   sync.Mutex
 	m    map[hkey]memEntry
-	ring []ringSlot // insertion order, oldest at head; grows up to perShard
+	ring []ringSlot // insertion order, oldest at head; up to 2*perShard slots
 	head int
 	n    int
 	next uint64 // token counter: unique per key, since a key lives in one shard
-	_    [40]byte
+	// soonest is at or before the earliest expiry in m: until then no key
+	// has expired, and a full shard evicts without looking for expired ones
+	soonest int64
+	_       [56]byte
 }
 
 // MemoryOptions configures a Memory store.
@@ -78,6 +88,7 @@ func NewMemory(o MemoryOptions) *Memory {
 	}
 	for i := range m.shards {
 		m.shards[i].m = make(map[hkey]memEntry)
+		m.shards[i].soonest = never
 	}
 	return m
 }
@@ -118,7 +129,7 @@ func (m *Memory) Claim(_ context.Context, key Key, ttl time.Duration) (Claim, er
 	}
 	sh.next++
 	sh.m[h] = memEntry{token: sh.next, expires: now + int64(ttl)}
-	m.push(sh, ringSlot{key: h, token: sh.next}, now)
+	m.push(sh, h, now)
 	c := Claim{Key: key, Outcome: Claimed}
 	binary.LittleEndian.PutUint64(c.token[:], sh.next)
 	return c, nil
@@ -150,7 +161,7 @@ func (m *Memory) Commit(_ context.Context, c Claim, ttl time.Duration) error {
 	default:
 		sh.next++
 		sh.m[h] = memEntry{token: sh.next | doneBit, expires: now + int64(ttl)}
-		m.push(sh, ringSlot{key: h, token: sh.next}, now)
+		m.push(sh, h, now)
 	}
 	return ErrClaimLost
 }
@@ -165,35 +176,61 @@ func (m *Memory) Release(_ context.Context, c Claim) error {
 	return nil
 }
 
-// push records an insertion. It first drops up to two slots at the head
-// that are stale or expired, so memory follows the live entries, and evicts
-// the oldest entry when the shard is full.
-func (m *Memory) push(sh *memShard, s ringSlot, now int64) {
+// push records the insertion of h, already in the map as the newest
+// key. It drops up to two dead slots (stale, or of an expired key) at the
+// head, so memory follows the live keys; then, if the shard holds more
+// than perShard keys, it drops the expired ones and, only if that is not
+// enough, evicts the oldest live keys. Released and expired keys never
+// push out a live one.
+func (m *Memory) push(sh *memShard, h hkey, now int64) {
+	e := sh.m[h]
+	defer func() { sh.soonest = min(sh.soonest, e.expires) }()
 	for i := 0; i < 2 && sh.n > 0; i++ {
-		old := sh.ring[sh.head]
-		e, ok := sh.m[old.key]
-		live := ok && e.token&^doneBit == old.token
-		if live && e.expires > now {
+		if sh.alive(sh.ring[sh.head], now) {
 			break
 		}
-		if live {
-			delete(sh.m, old.key)
-		}
+		sh.drop(sh.ring[sh.head])
 		sh.pop()
 	}
-	if sh.n == m.perShard {
+	for len(sh.m) > m.perShard && sh.n > 0 {
+		if now >= sh.soonest {
+			sh.compact(now) // some key may have expired: free those first
+			continue
+		}
 		old := sh.ring[sh.head]
-		if e, ok := sh.m[old.key]; ok && e.token&^doneBit == old.token {
+		if sh.valid(old) { // live, since nothing has expired
 			delete(sh.m, old.key)
 			m.evictions.Add(1)
 		}
 		sh.pop()
 	}
 	if sh.n == len(sh.ring) {
-		sh.grow(m.perShard)
+		if stale := sh.n - (len(sh.m) - 1); sh.n > 0 && 2*stale >= sh.n {
+			sh.compact(now) // frees at least half the ring: amortised O(1)
+		} else {
+			sh.grow(m.perShard)
+		}
 	}
-	sh.ring[(sh.head+sh.n)%len(sh.ring)] = s
+	sh.ring[(sh.head+sh.n)%len(sh.ring)] = ringSlot{key: h, token: e.token &^ doneBit}
 	sh.n++
+}
+
+// valid reports whether s is its key's slot (the key is in the map and
+// was not inserted again since).
+func (sh *memShard) valid(s ringSlot) bool {
+	e, ok := sh.m[s.key]
+	return ok && e.token&^doneBit == s.token
+}
+
+func (sh *memShard) alive(s ringSlot, now int64) bool {
+	return sh.valid(s) && sh.m[s.key].expires > now
+}
+
+// drop deletes the key of a dead slot, if the slot is its key's.
+func (sh *memShard) drop(s ringSlot) {
+	if sh.valid(s) {
+		delete(sh.m, s.key)
+	}
 }
 
 func (sh *memShard) pop() {
@@ -202,8 +239,36 @@ func (sh *memShard) pop() {
 	sh.n--
 }
 
-// grow doubles the ring, up to limit slots, keeping the order.
-func (sh *memShard) grow(limit int) {
+// compact deletes the expired keys, drops every dead slot, keeping the
+// order of the others, and sets soonest to the earliest expiry among
+// them. (The key being pushed has no slot yet; push accounts for it.)
+func (sh *memShard) compact(now int64) {
+	kept := 0
+	sh.soonest = never
+	for i := 0; i < sh.n; i++ {
+		s := sh.ring[(sh.head+i)%len(sh.ring)]
+		if !sh.alive(s, now) {
+			sh.drop(s)
+			continue
+		}
+		sh.soonest = min(sh.soonest, sh.m[s.key].expires)
+		sh.ring[(sh.head+kept)%len(sh.ring)] = s
+		kept++
+	}
+	for i := kept; i < sh.n; i++ {
+		sh.ring[(sh.head+i)%len(sh.ring)] = ringSlot{}
+	}
+	sh.n = kept
+}
+
+// grow doubles the ring, keeping the order: up to perShard slots while
+// they are mostly live, then up to 2*perShard to hold stale slots until
+// the next compaction.
+func (sh *memShard) grow(perShard int) {
+	limit := perShard
+	if len(sh.ring) >= perShard {
+		limit = 2 * perShard
+	}
 	size := min(max(2*len(sh.ring), 64), limit)
 	ring := make([]ringSlot, size)
 	for i := 0; i < sh.n; i++ {
@@ -233,7 +298,7 @@ func (m *Memory) Close() error {
 		sh := &m.shards[i]
 		sh.mu.Lock()
 		sh.m = make(map[hkey]memEntry)
-		sh.ring, sh.head, sh.n = nil, 0, 0
+		sh.ring, sh.head, sh.n, sh.soonest = nil, 0, 0, never
 		sh.mu.Unlock()
 	}
 	return nil
