@@ -18,7 +18,11 @@ GO ?= go
 run: build
 	./caddy run --config Caddyfile.example --adapter caddyfile
 
+# The first build downloads and compiles Caddy and its modules, which
+# takes minutes: say so before it starts rather than sit silent.
 build:
+	@if [ -x caddy ]; then echo "building ./caddy (Caddy with this module)"; \
+	else echo "building ./caddy (the first build downloads and compiles Caddy: about 5 minutes on 2 cores)..."; fi
 	$(GO) build -o caddy ./cmd/caddy
 
 test:

@@ -94,3 +94,39 @@ func TestExampleScripts(t *testing.T) {
 		})
 	}
 }
+
+// TestMakeBuildSaysWhatItDoes: make run's build step says, before it
+// starts, that the first build is long and about how long, so that a new
+// user does not take the silence for a hang; once ./caddy exists it says
+// less. The Makefile runs in a scratch directory with GO=true, so nothing
+// is built.
+func TestMakeBuildSaysWhatItDoes(t *testing.T) {
+	if _, err := exec.LookPath("make"); err != nil {
+		t.Fatalf("make is needed: %v", err)
+	}
+	dir := t.TempDir()
+	makefile, err := os.ReadFile("../Makefile")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(filepath.Join(dir, "Makefile"), makefile, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	build := func() string {
+		t.Helper()
+		out, err := exec.Command("make", "-C", dir, "--no-print-directory", "build", "GO=true").CombinedOutput()
+		if err != nil {
+			t.Fatalf("make build: %v\n%s", err, out)
+		}
+		return strings.SplitN(string(out), "\n", 2)[0]
+	}
+	if first := build(); !strings.Contains(first, "building ./caddy") || !strings.Contains(first, "first build") || !strings.Contains(first, "minutes") {
+		t.Errorf("the first build starts with %q, want a line saying it builds ./caddy and takes minutes", first)
+	}
+	if err := os.WriteFile(filepath.Join(dir, "caddy"), nil, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	if again := build(); !strings.Contains(again, "building ./caddy") || strings.Contains(again, "minutes") {
+		t.Errorf("a rebuild starts with %q, want a short line", again)
+	}
+}

@@ -2,9 +2,13 @@
 # Two gateway instances sharing one Redis, in front of one demo app. Sends
 # the same Wazera event to each instance: the first forwards it, the second
 # answers that it is a duplicate. Needs redis-server (Debian package
-# redis-server) unless REDIS_ADDR points at a running Redis.
+# redis-server) unless REDIS_ADDR points at a running Redis. Runs ./caddy
+# when it is there (make build refreshes it), or else builds it first.
 #
 #	examples/redis-multi/run.sh
+#
+# CADDY (a Caddy binary with this module), APP_PORT and GATEWAY_PORTS
+# ("8081 8082") override the defaults.
 set -eu
 here=$(cd "$(dirname "$0")" && pwd)
 top=$(cd "$here/../.." && pwd)
@@ -24,14 +28,19 @@ if [ -z "${REDIS_ADDR:-}" ]; then
 	pids="$pids $!"
 fi
 
-(cd "$top" && go build -o "$tmp/caddy" ./cmd/caddy)
-"$tmp/caddy" run --adapter caddyfile --config "$here/app.Caddyfile" >"$tmp/app.log" 2>&1 &
+caddy=${CADDY:-$top/caddy}
+if [ ! -x "$caddy" ]; then
+	echo "building $caddy (the first build downloads and compiles Caddy: about 5 minutes on 2 cores)..."
+	(cd "$top" && go build -o "$caddy" ./cmd/caddy)
+fi
+gateways=${GATEWAY_PORTS:-8081 8082}
+"$caddy" run --adapter caddyfile --config "$here/app.Caddyfile" >"$tmp/app.log" 2>&1 &
 pids="$pids $!"
-for port in 8081 8082; do
-	GATEWAY_PORT=$port "$tmp/caddy" run --adapter caddyfile --config "$here/gateway.Caddyfile" >"$tmp/gateway-$port.log" 2>&1 &
+for port in $gateways; do
+	GATEWAY_PORT=$port "$caddy" run --adapter caddyfile --config "$here/gateway.Caddyfile" >"$tmp/gateway-$port.log" 2>&1 &
 	pids="$pids $!"
 done
-for port in 8081 8082 "$APP_PORT"; do
+for port in $gateways "$APP_PORT"; do
 	i=0
 	until curl -s -o /dev/null "http://127.0.0.1:$port/"; do
 		i=$((i + 1)); [ $i -lt 100 ] || { echo "port $port did not come up" >&2; cat "$tmp"/*.log >&2; exit 1; }
@@ -42,7 +51,7 @@ done
 now=$(date -u +%Y-%m-%dT%H:%M:%SZ)
 body='{"event":"message.read","timestamp":"'$now'","data":{"message_id":"msg_'$(od -An -N6 -tx1 /dev/urandom | tr -d ' \n')'","status":"read"}}'
 sig=$(printf '%s' "$body" | openssl dgst -sha256 -hmac "$WAZERA_SECRET" -r | cut -d' ' -f1)
-for port in 8081 8082; do
+for port in $gateways; do
 	echo "--- instance :$port"
 	curl -sS -w '\n%{http_code}\n' "http://127.0.0.1:$port/wazera" -H "X-Wazera-Signature: $sig" --data-binary "$body"
 done
