@@ -84,6 +84,17 @@ func (c Custom) compile() (*provider, error) {
 	if c.SignatureHeader == "" {
 		return nil, errors.New("signature_header is required")
 	}
+	headers := map[string]bool{}
+	for _, h := range []string{c.SignatureHeader, c.IDHeader, c.TimestampHeader, c.TypeHeader} {
+		switch {
+		case h == "":
+		case !validHeaderName(h):
+			return nil, fmt.Errorf("header name %q: use letters, digits and '-'", h)
+		case headers[canonicalHeader(h)]:
+			return nil, fmt.Errorf("header %s named twice: the signature, id, timestamp and type headers must differ", h)
+		}
+		headers[canonicalHeader(h)] = h != ""
+	}
 	p := &provider{
 		name:       c.Name,
 		prefix:     c.SignaturePrefix,
@@ -182,6 +193,17 @@ func cmpStr(s, def string) string {
 		return def
 	}
 	return s
+}
+
+// validHeaderName reports whether name is a plain header name: letters,
+// digits, '-' and '_'.
+func validHeaderName(name string) bool {
+	for _, c := range name {
+		if !(c >= 'a' && c <= 'z' || c >= 'A' && c <= 'Z' || c >= '0' && c <= '9' || c == '-' || c == '_') {
+			return false
+		}
+	}
+	return name != "" && len(name) <= 128
 }
 
 func canonicalHeader(name string) string {

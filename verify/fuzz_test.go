@@ -126,7 +126,7 @@ func FuzzSignVerify(f *testing.F) {
 			for _, form := range v.Forms() {
 				h, err := v.Sign(body, verify.SignOptions{Form: form.Name, ID: id, Time: time.Unix(1705314600, 0)})
 				if err != nil {
-					if strings.TrimSpace(id) == id && id != "" && len(id) <= verify.MaxEventIDLen && !strings.ContainsFunc(id, func(r rune) bool { return r < 0x20 || r == 0x7f || r == utf8.RuneError }) {
+					if sendable(id) {
 						t.Fatalf("Sign refused a sendable id %q: %v", id, err)
 					}
 					return
@@ -141,4 +141,65 @@ func FuzzSignVerify(f *testing.F) {
 			}
 		}
 	})
+}
+
+// FuzzCustom builds custom providers from arbitrary templates, header
+// names and field paths: a config is refused when it loads, or what Sign
+// makes of it verifies (Sign may refuse only an id the scheme cannot
+// carry), and anything accepted is a usable event.
+func FuzzCustom(f *testing.F) {
+	for _, s := range []struct{ signed, idH, tsH, idF, typeF, tsF, id string }{
+		{"{id}.{timestamp}.{body}", "X-Id", "X-Ts", "", "type", "", "msg_1"},
+		{"v0:{timestamp}:{body}", "", "X-Ts", "event.id", "type", "", "msg_1"},
+		{"{timestamp}{id}{body}", "X-Id", "X-Ts", "", "", "", "msg_1"},
+		{"{id}{body}", "X-Id", "", "", "", "", "msg_1"},
+		{"{body}", "", "", "id", "data.kind", "ts", "e"},
+		{"{id}ab{timestamp}aba{body}", "X-Id", "X-Ts", "", "", "", "xab"},
+		{"{id}.{body}", "X-Sig", "", "", "", "", "a.b"},
+		{"{timestamp}.{body}", "", "x ts", "", "", "", ""},
+	} {
+		f.Add(s.signed, s.idH, s.tsH, s.idF, s.typeF, s.tsF, s.id, false, []byte(`{"id":"e","type":"a","ts":1705314600,"event":{"id":"x"}}`))
+	}
+	now := time.Unix(1705314600, 0)
+	f.Fuzz(func(t *testing.T, signed, idH, tsH, idF, typeF, tsF, id string, attempt bool, body []byte) {
+		c := verify.Custom{
+			Name: "fuzz", SignatureHeader: "X-Sig", Signed: signed, IDHeader: idH, TimestampHeader: tsH,
+			IDField: idF, TypeField: typeF, TimestampField: tsF, Encoding: "base64",
+		}
+		if attempt {
+			c.TimestampKind = verify.TimestampAttempt
+		}
+		v, err := verify.NewCustom(c, verify.Options{Secrets: []string{"s"}, Now: func() time.Time { return now }})
+		if err != nil {
+			return
+		}
+		h, err := v.Sign(body, verify.SignOptions{ID: id, Time: now})
+		if err != nil {
+			if !strings.Contains(signed, "{id}") && (id == "" || sendable(id)) {
+				t.Fatalf("Sign refused %q with id %q: %v", signed, id, err)
+			}
+			return
+		}
+		ev, err := v.Verify(h, body)
+		for _, s := range []error{verify.ErrNoMatch, verify.ErrMalformedSignature, verify.ErrMissingSignature} {
+			if errors.Is(err, s) {
+				t.Fatalf("%+v: our own signature was refused: %v\nheaders %v", c, err, h)
+			}
+		}
+		if idH != "" && errors.Is(err, verify.ErrMissingEventID) {
+			t.Fatalf("%+v: the signed id %q was refused: %v", c, id, err)
+		}
+		if err == nil {
+			checkAccepted(t, v, &ev)
+			if idH != "" && ev.ID != id {
+				t.Fatalf("id %q, signed %q", ev.ID, id)
+			}
+		}
+	})
+}
+
+// sendable reports whether id can be sent in a header as it is.
+func sendable(id string) bool {
+	return strings.TrimSpace(id) == id && id != "" && len(id) <= verify.MaxEventIDLen &&
+		!strings.ContainsFunc(id, func(r rune) bool { return r < 0x20 || r == 0x7f || r == utf8.RuneError })
 }

@@ -330,7 +330,7 @@ func (s *scanner) object(depth int, m members) error {
 		}
 		vs := s.i
 		var err error
-		if found && mem.exact && mem.role == container && s.i < len(s.b) && s.b[s.i] == '{' {
+		if found && mem.exact && mem.role == containerMember && s.i < len(s.b) && s.b[s.i] == '{' {
 			err = s.object(depth+1, s.lay.nested)
 		} else {
 			err = s.value(depth + 1)
@@ -361,13 +361,13 @@ func (s *scanner) object(depth int, m members) error {
 func (s *scanner) capture(mem member, val []byte) {
 	var dst *[]byte
 	switch mem.role {
-	case dataField:
+	case fieldMember:
 		dst = &s.ev.fields[mem.field]
-	case eventID:
+	case idMember:
 		dst = &s.ev.id
-	case eventType:
+	case typeMember:
 		dst = &s.ev.typ
-	case eventTimeRole:
+	case timeMember:
 		dst = &s.ev.time
 	default:
 		return

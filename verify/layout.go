@@ -38,22 +38,22 @@ type member struct {
 type role uint8
 
 const (
-	dataField role = iota
-	eventID
-	eventType
-	eventTimeRole
-	container
+	fieldMember role = iota
+	idMember
+	typeMember
+	timeMember
+	containerMember
 )
 
 // What a name means, for the layouts in the provider files.
 var (
-	asID        = member{role: eventID}
-	asType      = member{role: eventType}
-	asTime      = member{role: eventTimeRole}
-	asContainer = member{role: container}
+	asID        = member{role: idMember}
+	asType      = member{role: typeMember}
+	asTime      = member{role: timeMember}
+	asContainer = member{role: containerMember}
 )
 
-func asField(f Field) member { return member{role: dataField, field: f} }
+func asField(f Field) member { return member{role: fieldMember, field: f} }
 
 // dataKeys are the names, snake_case and camelCase, that the providers use
 // for the canonical fields.

@@ -219,9 +219,9 @@ func newVerifier(name string, p *provider, opts Options) (*Verifier, error) {
 	v := &Verifier{
 		provider:   p,
 		name:       name,
-		tolerance:  cmp(opts.Tolerance, DefaultTolerance),
-		maxAge:     cmp(opts.MaxAge, p.maxAge, DefaultMaxAge),
-		futureSkew: cmp(opts.FutureSkew, p.futureSkew, DefaultFutureSkew),
+		tolerance:  firstSet(opts.Tolerance, DefaultTolerance),
+		maxAge:     firstSet(opts.MaxAge, p.maxAge, DefaultMaxAge),
+		futureSkew: firstSet(opts.FutureSkew, p.futureSkew, DefaultFutureSkew),
 		now:        opts.Now,
 	}
 	if v.now == nil {
@@ -253,8 +253,8 @@ func newVerifier(name string, p *provider, opts Options) (*Verifier, error) {
 	return v, nil
 }
 
-// cmp returns the first of ds that is not zero.
-func cmp(ds ...time.Duration) time.Duration {
+// firstSet returns the first of ds that is not zero.
+func firstSet(ds ...time.Duration) time.Duration {
 	for _, d := range ds {
 		if d != 0 {
 			return d
