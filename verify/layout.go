@@ -147,12 +147,21 @@ func (m members) lookup(key []byte) (member, bool) {
 // would not fit in dst's capacity.
 func fold(dst, name []byte) ([]byte, bool) {
 	for i := 0; i < len(name); {
-		r, n := rune(name[i]), 1
-		if r >= utf8.RuneSelf {
-			r, n = utf8.DecodeRune(name[i:])
-			for orig, f := r, unicode.SimpleFold(r); f != orig; f = unicode.SimpleFold(f) {
-				r = min(r, f)
+		c := name[i]
+		if c < utf8.RuneSelf { // the common case, byte by byte
+			if 'A' <= c && c <= 'Z' {
+				c += 'a' - 'A'
 			}
+			if len(dst) == cap(dst) {
+				return nil, false
+			}
+			dst = append(dst, c)
+			i++
+			continue
+		}
+		r, n := utf8.DecodeRune(name[i:])
+		for orig, f := r, unicode.SimpleFold(r); f != orig; f = unicode.SimpleFold(f) {
+			r = min(r, f)
 		}
 		if 'A' <= r && r <= 'Z' {
 			r += 'a' - 'A'

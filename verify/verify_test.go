@@ -419,6 +419,18 @@ func TestConfigErrors(t *testing.T) {
 			_, err := verify.NewCustom(verify.Custom{Name: "x", SignatureHeader: "X", Signed: "{nonce}.{body}"}, verify.Options{Secrets: []string{"s"}})
 			return err
 		}, "unknown placeholder {nonce}"},
+		{"custom header named twice", func() error {
+			_, err := verify.NewCustom(verify.Custom{Name: "x", SignatureHeader: "X-Sig", Signed: "{id}.{body}", IDHeader: "x-sig"}, verify.Options{Secrets: []string{"s"}})
+			return err
+		}, "named twice"},
+		{"custom header name not a token", func() error {
+			_, err := verify.NewCustom(verify.Custom{Name: "x", SignatureHeader: "X Sig"}, verify.Options{Secrets: []string{"s"}})
+			return err
+		}, `header name "X Sig"`},
+		{"custom field names differing in case", func() error {
+			_, err := verify.NewCustom(verify.Custom{Name: "x", SignatureHeader: "X", IDField: "Type", TypeField: "type"}, verify.Options{Secrets: []string{"s"}})
+			return err
+		}, "differ only in case"},
 		{"custom deep path", func() error {
 			_, err := verify.NewCustom(verify.Custom{Name: "x", SignatureHeader: "X", IDField: "a.b.c"}, verify.Options{Secrets: []string{"s"}})
 			return err

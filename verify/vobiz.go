@@ -4,7 +4,7 @@ import "time"
 
 // Vobiz
 //
-// Header, seed form:    X-Vobiz-Signature: HMAC-SHA256(secret, raw body).
+// Header, older form:   X-Vobiz-Signature: HMAC-SHA256(secret, raw body).
 // Header, current form: X-Webhook-Signature (with X-Webhook-Event, which is
 //                       not signed and therefore not used).
 //                       X-Webhook-Signature is read when present, otherwise
@@ -12,7 +12,7 @@ import "time"
 //                       characters) or base64 (standard or URL alphabet,
 //                       padded or not), with or without a "sha256=" prefix.
 // Body:      current form {"event_id" (UUID), "event_type", "account_id",
-//            "occurred_at", "payload": {...}}; the seed form's "id", "event",
+//            "occurred_at", "payload": {...}}; the older form's "id", "event",
 //            "type", "timestamp" and "data" are read as well.
 // Event id:  "event_id" (or "id"); when absent, derived from the raw body as
 //            for Wazera (first 128 bits of its SHA-256, hex).
@@ -24,7 +24,7 @@ import "time"
 // Secrets:   rotated from Vobiz's console: list the old and the new secret
 //            while both may sign.
 
-// Vobiz's signature headers, current and seed, and its unsigned type header.
+// Vobiz's signature headers, current and older, and its unsigned type header.
 const (
 	HeaderVobizSignature        = "X-Vobiz-Signature"
 	HeaderVobizWebhookSignature = "X-Webhook-Signature"

@@ -9,7 +9,7 @@ import (
 
 // Zavu
 //
-// Header, seed form:    X-Zavu-Signature: sha256=<hex HMAC-SHA256(secret, raw body)>
+// Header, older form:   X-Zavu-Signature: sha256=<hex HMAC-SHA256(secret, raw body)>
 // Header, current form: X-Zavu-Signature: t=<unix seconds>,v1=<hex>[,v2=<hex>]
 //                       v2 = HMAC over "<t>.<raw body>" (current scheme),
 //                       v1 = HMAC over the raw body (legacy). When any v2 is
@@ -23,7 +23,7 @@ import (
 //            Zavu retries immediately, then after 1 m, 5 m, 30 m and 2 h
 //            (the last about 2.6 h after the first attempt). Both are
 //            checked when present, so a captured current-form request
-//            replayed in the seed form is still bounded by the event time
+//            replayed in the older form is still bounded by the event time
 //            and the dedupe store.
 // Types:     "message.inbound" becomes "message.received"; the rest
 //            (message.queued, message.sent, message.delivered,
