@@ -18,47 +18,56 @@ import (
 // contiguous slice around the body's bytes, which net/http sends with the
 // headers in one write (it does that only for in-memory readers).
 //
-// A body of known length gets a buffer of exactly its size; one of unknown
-// length (chunked) starts from a pooled buffer and grows. Buffers of
-// requests answered here (rejects, duplicates) go back to the pool; a
-// forwarded body's buffer does not: the transport may read it, or call
-// GetBody to resend it, after the handler has returned.
+// The buffer follows what actually arrived, not what the request
+// declares: it starts from the pool and doubles as bytes come in, up to
+// what the declared Content-Length (or max_body) can need, so a client
+// that sends headers and no body pins one small buffer. The handler owns
+// the buffer until it hands the body to the next handler: release, which
+// it defers, puts the buffer back in the pool unless the body was handed
+// off (the transport may read it, or call GetBody to resend it, after the
+// handler has returned).
 
 const (
 	headroom = 2048 // room for the CloudEvent head; longer heads use a MultiReader
 	tailroom = len(verify.CloudEventTail)
+	// pooledSize is the capacity of a new pooled buffer: a typical webhook
+	// fits without growing.
+	pooledSize = headroom + 4096
 	// maxPooled is the largest buffer put back in the pool; bigger ones are
 	// left to the garbage collector rather than held between requests.
 	maxPooled = 256 << 10
 )
 
-var buffers = sync.Pool{New: func() any { b := make([]byte, 0, headroom+4096); return &b }}
+var buffers = sync.Pool{New: func() any { b := make([]byte, 0, pooledSize); return &b }}
 
 type body struct {
-	buf *[]byte // headroom, then the body
+	buf *[]byte // headroom, then the body; nil once released or handed off
 }
 
 // readBody reads the request body through http.MaxBytesReader. A declared
-// Content-Length above max is refused before reading.
+// Content-Length above limit is refused before reading.
 func readBody(w http.ResponseWriter, r *http.Request, limit int64) (*body, error) {
+	defer r.Body.Close()
 	if r.ContentLength > limit {
 		return nil, &http.MaxBytesError{Limit: limit}
 	}
-	b := &body{}
-	var buf []byte
+	// the most this request can need: the room around the body, the body
+	// as declared (or at most limit), and one byte for the read that finds
+	// the end
+	need := limit
 	if r.ContentLength >= 0 {
-		// known length: exactly the room needed, and one byte for the read
-		// that finds the end
-		p := make([]byte, headroom, headroom+int(r.ContentLength)+tailroom+1)
-		b.buf, buf = &p, p
-	} else {
-		b.buf = buffers.Get().(*[]byte)
-		buf = (*b.buf)[:headroom]
+		need = r.ContentLength
 	}
+	most := headroom + int(need) + tailroom + 1
+	b := &body{buf: buffers.Get().(*[]byte)}
+	buf := (*b.buf)[:headroom]
 	rd := http.MaxBytesReader(w, r.Body, limit)
 	for {
 		if len(buf) == cap(buf) {
-			buf = append(buf, 0)[:len(buf)] // grow
+			grown := make([]byte, len(buf), max(min(2*cap(buf), most), len(buf)+512))
+			copy(grown, buf)
+			b.release()
+			b.buf, buf = &grown, grown
 		}
 		n, err := rd.Read(buf[len(buf):cap(buf)])
 		buf = buf[:len(buf)+n]
@@ -66,13 +75,10 @@ func readBody(w http.ResponseWriter, r *http.Request, limit int64) (*body, error
 			break
 		}
 		if err != nil {
-			*b.buf = buf
-			b.free()
-			r.Body.Close()
+			b.release()
 			return nil, err
 		}
 	}
-	r.Body.Close()
 	*b.buf = buf
 	return b, nil
 }
@@ -80,17 +86,26 @@ func readBody(w http.ResponseWriter, r *http.Request, limit int64) (*body, error
 // Bytes returns the body as received.
 func (b *body) Bytes() []byte { return (*b.buf)[headroom:] }
 
-// free returns the buffer to the pool; the body must not be used after.
-func (b *body) free() {
+// release returns the buffer to the pool, unless it was handed off; the
+// body must not be used after.
+func (b *body) release() {
 	if b.buf != nil && cap(*b.buf) <= maxPooled {
+		*b.buf = (*b.buf)[:0]
 		buffers.Put(b.buf)
 	}
 	b.buf = nil
 }
 
-// restore makes the original bytes the request body again.
-func (b *body) restore(r *http.Request) {
-	set(r, b.Bytes())
+// handOff makes the request's body the normalised event when ev is not
+// nil, the bytes as received otherwise, and gives the buffer up to the
+// next handler.
+func (b *body) handOff(r *http.Request, ev *verify.Event) {
+	if ev != nil {
+		b.cloudEvent(r, ev)
+	} else {
+		set(r, b.Bytes())
+	}
+	b.buf = nil
 }
 
 // cloudEvent makes the normalised event the request body.

@@ -14,7 +14,10 @@ import (
 
 func init() {
 	httpcaddyfile.RegisterHandlerDirective("webhook_verify", parseCaddyfile)
-	httpcaddyfile.RegisterDirectiveOrder("webhook_verify", httpcaddyfile.Before, "reverse_proxy")
+	// with the authentication directives: at site level it runs before
+	// handle, handle_path, route, respond, abort, error and reverse_proxy,
+	// so no layout can answer or forward a request it has not verified
+	httpcaddyfile.RegisterDirectiveOrder("webhook_verify", httpcaddyfile.After, "forward_auth")
 }
 
 func parseCaddyfile(h httpcaddyfile.Helper) (caddyhttp.MiddlewareHandler, error) {
@@ -81,7 +84,7 @@ func parseCaddyfile(h httpcaddyfile.Helper) (caddyhttp.MiddlewareHandler, error)
 func (h *Handler) UnmarshalCaddyfile(d *caddyfile.Dispenser) error {
 	d.Next() // directive name
 	if !d.Args(&h.Provider) {
-		return d.Err("webhook_verify needs a provider: wazera, zavu, wastack, wazapin, vobiz, standard or custom")
+		return d.Errf("webhook_verify needs a provider: %s", knownProviders())
 	}
 	if d.NextArg() {
 		return d.ArgErr()

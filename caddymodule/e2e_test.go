@@ -569,6 +569,7 @@ http://localhost:%d {
 func TestLogsAndMetrics(t *testing.T) {
 	up := newUpstream(t)
 	gateway(t, allProviders(up, ""))
+	// metric sums the series whose name and labels start with name
 	metric := func(name string) float64 {
 		resp, err := client.Get(fmt.Sprintf("http://localhost:%d/metrics", adminPort))
 		if err != nil {
@@ -576,21 +577,25 @@ func TestLogsAndMetrics(t *testing.T) {
 		}
 		defer resp.Body.Close()
 		b, _ := io.ReadAll(resp.Body)
+		var sum float64
 		for _, line := range strings.Split(string(b), "\n") {
-			if strings.HasPrefix(line, name+" ") {
+			if strings.HasPrefix(line, name) && !strings.HasPrefix(line, "#") {
 				var v float64
-				fmt.Sscan(strings.TrimPrefix(line, name+" "), &v)
-				return v
+				fmt.Sscan(line[strings.LastIndexByte(line, ' ')+1:], &v)
+				sum += v
 			}
 		}
-		return 0
+		return sum
 	}
 	verified := `caddy_webhook_requests_total{outcome="verified",provider="wazera"}`
 	duplicate := `caddy_webhook_requests_total{outcome="duplicate",provider="wazera"}`
+	rejectedOutcome := `caddy_webhook_requests_total{outcome="rejected",provider="wazera"}`
+	// requests_total is a partition: every request counted once
+	allOutcomes := `caddy_webhook_requests_total{`
 	noMatch := `caddy_webhook_rejected_total{provider="wazera",reason="no_match"}`
 	forwarded := `caddy_webhook_forwarded_total{provider="wazera",status="2xx"}`
 	before := map[string]float64{}
-	for _, m := range []string{verified, duplicate, noMatch, forwarded} {
+	for _, m := range []string{verified, duplicate, rejectedOutcome, allOutcomes, noMatch, forwarded} {
 		before[m] = metric(m)
 	}
 
@@ -603,7 +608,7 @@ func TestLogsAndMetrics(t *testing.T) {
 	forged.header.Set(verify.HeaderWazeraSignature, sig)
 	send(t, forged)
 
-	for m, want := range map[string]float64{verified: 2, duplicate: 1, noMatch: 1, forwarded: 1} {
+	for m, want := range map[string]float64{verified: 1, duplicate: 1, rejectedOutcome: 1, allOutcomes: 3, noMatch: 1, forwarded: 1} {
 		if got := metric(m) - before[m]; got != want {
 			t.Errorf("%s rose by %v, want %v", m, got, want)
 		}

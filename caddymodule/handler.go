@@ -11,6 +11,7 @@ import (
 	"fmt"
 	"net/http"
 	"strconv"
+	"strings"
 	"time"
 
 	"github.com/caddyserver/caddy/v2"
@@ -151,10 +152,13 @@ func (h *Handler) Provision(ctx caddy.Context) error {
 
 	repl := caddy.NewReplacer()
 	secrets := make([]string, 0, len(h.Secrets))
-	for i, s := range h.Secrets {
-		v, err := repl.ReplaceOrErr(s, true, true)
-		if err != nil || v == "" {
-			return fmt.Errorf("secret %d: a placeholder in it did not expand to a value", i+1)
+	for _, s := range h.Secrets {
+		v, err := expand(repl, "secret", s)
+		if err != nil {
+			return fmt.Errorf("provider %s: %w", h.providerName(), err)
+		}
+		if v == "" {
+			return fmt.Errorf("provider %s: a secret is empty", h.providerName())
 		}
 		secrets = append(secrets, v)
 	}
@@ -167,7 +171,7 @@ func (h *Handler) Provision(ctx caddy.Context) error {
 	}
 	switch {
 	case h.Provider == "":
-		return errors.New("provider is required: wazera, zavu, wastack, wazapin, vobiz, standard or custom")
+		return fmt.Errorf("provider is required: %s", knownProviders())
 	case h.Provider == "custom" && h.Custom == nil:
 		return errors.New("provider custom needs a custom block")
 	case h.Provider == "custom":
@@ -203,6 +207,65 @@ func (h *Handler) Provision(ctx caddy.Context) error {
 	return nil
 }
 
+// knownProviders lists what the provider option takes.
+func knownProviders() string {
+	return strings.Join(append(verify.Providers(), "custom"), ", ")
+}
+
+// providerName names the route's provider in errors before the verifier
+// exists: the configured name of a standard or custom provider, which
+// tells two routes of one kind apart.
+func (h *Handler) providerName() string {
+	switch {
+	case h.Provider == "custom" && h.Custom != nil && h.Custom.Name != "":
+		return "custom " + h.Custom.Name
+	case h.Name != "":
+		return h.Provider + " " + h.Name
+	}
+	return h.Provider
+}
+
+// expand replaces the placeholders in an option's value. An option that
+// is set but whose placeholders expand to nothing, or that names an
+// unknown placeholder, is an error that names the placeholders (never the
+// value: it may be a secret): an unset {env.REDIS_ADDR} must not quietly
+// mean a default. An option left unset expands to "".
+func expand(repl *caddy.Replacer, option, value string) (string, error) {
+	if value == "" {
+		return "", nil
+	}
+	v, err := repl.ReplaceOrErr(value, true, true)
+	if err != nil || v == "" {
+		return "", fmt.Errorf("%s %s: expanded to nothing; set the variable or file, or remove the option", option, placeholders(value))
+	}
+	return v, nil
+}
+
+// placeholders returns the {…} parts of s that look like Caddy
+// placeholders (a dotted name, such as {env.X} or {file./path}), joined
+// for an error message; literal text, which may be secret, is left out.
+func placeholders(s string) string {
+	var found []string
+	for {
+		i := strings.IndexByte(s, '{')
+		if i < 0 {
+			break
+		}
+		j := strings.IndexByte(s[i:], '}')
+		if j < 0 {
+			break
+		}
+		if p := s[i : i+j+1]; strings.Contains(p, ".") && !strings.ContainsAny(p[1:len(p)-1], "{ ") {
+			found = append(found, p)
+		}
+		s = s[i+j+1:]
+	}
+	if len(found) == 0 {
+		return "(a placeholder in it)"
+	}
+	return strings.Join(found, " ")
+}
+
 // Validate checks the configuration without changing it.
 func (h *Handler) Validate() error {
 	switch h.OnStoreError {
@@ -235,13 +298,17 @@ func (h *Handler) Cleanup() error {
 	return releaseStore(h.poolKey)
 }
 
-// ServeHTTP implements caddyhttp.MiddlewareHandler.
+// ServeHTTP implements caddyhttp.MiddlewareHandler. A request goes
+// through four steps: verify, claim, forward, settle (commit on a 2xx,
+// release on anything else).
 func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request, next caddyhttp.Handler) error {
 	name := h.verifier.Name()
 	repl := r.Context().Value(caddy.ReplacerCtxKey).(*caddy.Replacer)
 	repl.Set("http.webhook.provider", name)
 	repl.Set("http.webhook.verified", false)
 	repl.Set("http.webhook.duplicate", false)
+	stripForgeable(r.Header)
+	r.Header.Set("Webhook-Provider", name)
 
 	if r.Method != http.MethodPost {
 		w.Header().Set("Allow", http.MethodPost)
@@ -252,131 +319,127 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request, next caddyht
 		if _, ok := errors.AsType[*http.MaxBytesError](err); ok {
 			return h.reject(r, http.StatusRequestEntityTooLarge, "body_too_large", errTooLarge, "")
 		}
-		return caddyhttp.Error(http.StatusBadRequest, fmt.Errorf("webhook: reading body: %w", err))
+		return h.reject(r, http.StatusBadRequest, "body_unreadable", errUnreadable, "")
 	}
+	defer body.release() // a no-op once the body is handed to the next handler
 
+	// 1. verify
 	start := time.Now()
-	ev, err := h.verifier.Verify(r.Header, body.Bytes())
+	ev, verr := h.verifier.Verify(r.Header, body.Bytes())
 	h.count.verify.Observe(time.Since(start).Seconds())
-	stripForgeable(r.Header)
-	r.Header.Set("Webhook-Provider", name)
-	if h.enforce && (err != nil || h.Format == "cloudevents") {
-		// checked: keep signatures out of Caddy's logs and the upstream
-		// (they do not match a rewritten body anyway)
+	if verr != nil && !h.enforce {
+		_, reason := classify(verr)
+		h.logReject(r, reason, verr, "", "forwarded: enforce off")
+		h.count.unverified.Inc()
+		body.handOff(r, nil) // as received, signatures included: the app may check them
+		return h.deliver(w, r, next, dedupe.Claim{}, "")
+	}
+	if verr != nil || h.Format == "cloudevents" {
+		// checked: keep signatures out of Caddy's logs, and out of the
+		// upstream when they cannot match the body it receives
 		for _, header := range h.verifier.SignatureHeaders() {
 			r.Header.Del(header)
 		}
 	}
-	if err != nil {
-		status, reason := classify(err)
-		if h.enforce {
-			body.free()
-			return h.reject(r, status, reason, err, "")
-		}
-		h.logReject(r, reason, err, "", "forwarded: enforce off")
-		h.count.unverified.Inc()
-		body.restore(r)
-		_, err := h.forward(w, r, next)
-		return err
+	if verr != nil {
+		status, reason := classify(verr)
+		return h.reject(r, status, reason, verr, "")
 	}
-	h.count.verified.Inc()
 	repl.Set("http.webhook.verified", true)
 	repl.Set("http.webhook.event_id", ev.ID)
 	repl.Set("http.webhook.event_type", ev.Type)
 	r.Header.Set("Webhook-Event-Id", ev.ID)
 	r.Header.Set("Webhook-Event-Type", ev.Type)
+	// the sign, for the sender, that the request passed this handler
+	w.Header().Set("Webhook-Event-Id", ev.ID)
 
-	var claim dedupe.Claim
-	if h.store != nil {
-		claim, err = h.store.Claim(r.Context(), dedupe.Key{Provider: name, ID: ev.ID}, time.Duration(h.InFlightTTL))
-		switch {
-		case err != nil:
-			h.count.storeError.Inc()
-			h.metrics.storeErrs.WithLabelValues(name, "claim").Inc()
-			h.logStore(r, "claim", err, ev.ID)
-			if h.OnStoreError == "closed" {
-				body.free()
-				w.Header().Set("Retry-After", "30")
-				return h.reject(r, http.StatusServiceUnavailable, "store_unavailable", errStore, ev.ID)
-			}
-		case claim.Outcome == dedupe.Done:
-			body.free()
-			return h.duplicate(w, r, &ev)
-		case claim.Outcome == dedupe.InFlight:
-			body.free()
-			h.count.inFlight.Inc()
-			h.log(zapcore.InfoLevel, r, "webhook in flight elsewhere", zap.String("event_id", ev.ID))
-			w.Header().Set("Retry-After", strconv.Itoa(int(time.Duration(h.InFlightTTL).Seconds())))
-			return caddyhttp.Error(http.StatusConflict, errInFlight)
-		}
+	// 2. claim
+	claim, answered, err := h.claim(w, r, &ev)
+	if answered {
+		return err // a duplicate, in flight, or a store error with on_store_error closed
 	}
 
+	// 3. forward, 4. settle
+	h.count.verified.Inc()
 	if h.Format == "cloudevents" {
-		body.cloudEvent(r, &ev)
+		body.handOff(r, &ev)
 	} else {
-		body.restore(r)
+		body.handOff(r, nil)
 	}
-	return h.deliver(w, r, next, claim, &ev)
+	return h.deliver(w, r, next, claim, ev.ID)
 }
 
-// deliver forwards the event and then commits the claim if the upstream
-// accepted it (2xx) or releases it otherwise: on an error status, a
-// handler error, a cancelled request or a panic.
-func (h *Handler) deliver(w http.ResponseWriter, r *http.Request, next caddyhttp.Handler, claim dedupe.Claim, ev *verify.Event) (err error) {
-	name := h.verifier.Name()
+// claim claims the event in the dedupe store. answered reports that the
+// request got its answer here (a duplicate, an event in flight, or a store
+// error with on_store_error closed) and must not be forwarded. With no
+// store, or a store error and on_store_error open, the claim is empty and
+// the event is forwarded without one.
+func (h *Handler) claim(w http.ResponseWriter, r *http.Request, ev *verify.Event) (claim dedupe.Claim, answered bool, err error) {
+	if h.store == nil {
+		return claim, false, nil
+	}
+	claim, err = h.store.Claim(r.Context(), dedupe.Key{Provider: h.verifier.Name(), ID: ev.ID}, time.Duration(h.InFlightTTL))
+	switch {
+	case err != nil:
+		h.metrics.storeErrs.WithLabelValues(h.verifier.Name(), "claim").Inc()
+		h.logStore(r, "claim", err, ev.ID)
+		if h.OnStoreError == "closed" {
+			w.Header().Set("Retry-After", "30")
+			return claim, true, h.reject(r, http.StatusServiceUnavailable, "store_unavailable", errStore, ev.ID)
+		}
+		return dedupe.Claim{}, false, nil
+	case claim.Outcome == dedupe.Done:
+		return claim, true, h.duplicate(w, r, ev)
+	case claim.Outcome == dedupe.InFlight:
+		h.count.inFlight.Inc()
+		h.log(zapcore.InfoLevel, r, "webhook in flight elsewhere", zap.String("event_id", ev.ID))
+		w.Header().Set("Retry-After", strconv.Itoa(int(time.Duration(h.InFlightTTL).Seconds())))
+		return claim, true, caddyhttp.Error(http.StatusConflict, errInFlight)
+	}
+	return claim, false, nil
+}
+
+// deliver forwards the request and then settles the claim, if it holds
+// one: commit when the upstream accepted the event (2xx), release on
+// anything else, including a handler error, a cancelled request and a
+// panic, so that the provider's retry gets through.
+func (h *Handler) deliver(w http.ResponseWriter, r *http.Request, next caddyhttp.Handler, claim dedupe.Claim, eventID string) error {
 	status := 0
-	settled := false
-	settle := func() {
-		if settled || claim.Outcome != dedupe.Claimed {
-			return
-		}
-		settled = true
-		// the request's context may be cancelled already: the store
-		// operation must still happen, bounded by the store's own timeout
-		ctx := context.WithoutCancel(r.Context())
-		if status >= 200 && status < 300 {
-			if err := h.store.Commit(ctx, claim, time.Duration(h.DedupeTTL)); err != nil {
-				op := "commit"
-				if errors.Is(err, dedupe.ErrClaimLost) {
-					op = "claim_lost"
-				}
-				h.metrics.storeErrs.WithLabelValues(name, op).Inc()
-				h.logStore(r, op, err, ev.ID)
-			}
-			return
-		}
-		if err := h.store.Release(ctx, claim); err != nil {
-			h.metrics.storeErrs.WithLabelValues(name, "release").Inc()
-			h.logStore(r, "release", err, ev.ID)
-		}
+	if claim.Outcome == dedupe.Claimed {
+		defer func() { h.settle(r, claim, status, eventID) }() // runs on a panic too, with status 0
 	}
-	defer func() {
-		if p := recover(); p != nil {
-			status = 0
-			settle()
-			panic(p)
-		}
-	}()
-	status, err = h.forward(w, r, next)
-	settle()
-	return err
-}
-
-// forward calls the next handler and returns the status it wrote: the
-// upstream's answer, or 0 if it wrote none and failed. A 2xx that was
-// written counts as accepted even if copying the response back failed
-// afterwards, since the upstream has the event.
-func (h *Handler) forward(w http.ResponseWriter, r *http.Request, next caddyhttp.Handler) (int, error) {
 	rec := caddyhttp.NewResponseRecorder(w, nil, nil)
 	err := next.ServeHTTP(rec, r)
-	status := rec.Status()
+	status = rec.Status()
 	if status == 0 && err == nil {
 		status = http.StatusOK // nothing written and no error: net/http answers 200
 	}
+	// a 2xx that was written counts as accepted even if copying the
+	// response back failed afterwards: the upstream has the event
 	if class := statusClass(status); class == "2xx" {
 		h.count.forwarded2xx.Inc()
 	} else {
 		h.metrics.forwarded.WithLabelValues(h.verifier.Name(), class).Inc()
 	}
-	return status, err
+	return err
+}
+
+// settle commits or releases a claim once the upstream answered. The
+// request's context may be cancelled already: the store operation must
+// still happen, bounded by the store's own timeout.
+func (h *Handler) settle(r *http.Request, claim dedupe.Claim, status int, eventID string) {
+	ctx := context.WithoutCancel(r.Context())
+	op, err := "release", error(nil)
+	if status >= 200 && status < 300 {
+		op, err = "commit", h.store.Commit(ctx, claim, time.Duration(h.DedupeTTL))
+		if errors.Is(err, dedupe.ErrClaimLost) {
+			op = "claim_lost"
+		}
+	} else {
+		err = h.store.Release(ctx, claim)
+	}
+	if err != nil {
+		h.metrics.storeErrs.WithLabelValues(h.verifier.Name(), op).Inc()
+		h.logStore(r, op, err, eventID)
+	}
 }

@@ -123,7 +123,14 @@ func (u *upstream) counts() map[string]int {
 // global options for the test ports and a JSON log file.
 func gateway(t *testing.T, site string) *caddytest.Tester {
 	t.Helper()
+	return gatewayWith(t, "", site)
+}
+
+// gatewayWith is gateway with more global options.
+func gatewayWith(t *testing.T, global, site string) *caddytest.Tester {
+	t.Helper()
 	cfg := fmt.Sprintf(`{
+%s
 	admin localhost:%d
 	http_port %d
 	auto_https off
@@ -139,7 +146,7 @@ func gateway(t *testing.T, site string) *caddytest.Tester {
 http://localhost:%d {
 %s
 }
-`, adminPort, httpPort, logFile, signatureLogFilter, httpPort, site)
+`, global, adminPort, httpPort, logFile, signatureLogFilter, httpPort, site)
 	tester := caddytestTester(t)
 	tester.InitServer(cfg, "caddyfile")
 	if t.Failed() {

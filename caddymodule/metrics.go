@@ -10,13 +10,18 @@ import (
 // Metrics in Caddy's registry, namespace caddy, subsystem webhook:
 //
 //	caddy_webhook_requests_total{provider,outcome}
-//	    outcome: verified, rejected, duplicate, in_flight, store_error,
-//	    unverified_forwarded (enforce off)
+//	    each request the handler sees, counted once, by how it ended:
+//	    verified (verified and forwarded, also after a store error with
+//	    on_store_error open), rejected (answered 4xx or 503 here; the
+//	    reason is in rejected_total), duplicate (answered 200, not
+//	    forwarded), in_flight (answered 409), unverified_forwarded
+//	    (enforce off)
 //	caddy_webhook_rejected_total{provider,reason}
 //	    reason: method_not_allowed, body_too_large, missing_signature,
 //	    malformed_signature, no_match, missing_timestamp,
 //	    malformed_timestamp, timestamp_too_old, timestamp_too_new,
-//	    malformed_body, missing_event_id, store_unavailable
+//	    malformed_body, missing_event_id, body_unreadable,
+//	    store_unavailable
 //	caddy_webhook_forwarded_total{provider,status}
 //	    status: the upstream's answer as 2xx, 3xx, 4xx, 5xx, or error
 //	caddy_webhook_store_errors_total{provider,op}
@@ -78,9 +83,9 @@ func registerMetrics(reg prometheus.Registerer) (*metrics, error) {
 // counters are one handler's metric children, resolved once at Provision
 // so that a request does not hash label values.
 type counters struct {
-	verified, duplicate, inFlight, storeError, unverified prometheus.Counter
-	verify                                                prometheus.Observer
-	forwarded2xx                                          prometheus.Counter
+	verified, duplicate, inFlight, unverified prometheus.Counter
+	verify                                    prometheus.Observer
+	forwarded2xx                              prometheus.Counter
 }
 
 func (m *metrics) forProvider(name string) counters {
@@ -88,7 +93,6 @@ func (m *metrics) forProvider(name string) counters {
 		verified:     m.requests.WithLabelValues(name, "verified"),
 		duplicate:    m.requests.WithLabelValues(name, "duplicate"),
 		inFlight:     m.requests.WithLabelValues(name, "in_flight"),
-		storeError:   m.requests.WithLabelValues(name, "store_error"),
 		unverified:   m.requests.WithLabelValues(name, "unverified_forwarded"),
 		verify:       m.verify.WithLabelValues(name),
 		forwarded2xx: m.forwarded.WithLabelValues(name, "2xx"),

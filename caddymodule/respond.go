@@ -1,9 +1,11 @@
 package caddymodule
 
 import (
+	"encoding/json"
 	"errors"
 	"net/http"
 	"strconv"
+	"strings"
 
 	"github.com/caddyserver/caddy/v2"
 	"github.com/caddyserver/caddy/v2/modules/caddyhttp"
@@ -16,10 +18,11 @@ import (
 // Short reasons for the rejects that verify/ does not produce. Responses
 // and logs carry these, never a secret or a signature.
 var (
-	errMethod   = errors.New("webhook: method not allowed, use POST")
-	errTooLarge = errors.New("webhook: body too large")
-	errStore    = errors.New("webhook: dedupe store unavailable, retry later")
-	errInFlight = errors.New("webhook: event is being delivered by another request, retry later")
+	errMethod     = errors.New("webhook: method not allowed, use POST")
+	errTooLarge   = errors.New("webhook: body too large")
+	errUnreadable = errors.New("webhook: body could not be read")
+	errStore      = errors.New("webhook: dedupe store unavailable, retry later")
+	errInFlight   = errors.New("webhook: event is being delivered by another request, retry later")
 )
 
 // classify maps a verify error to an HTTP status and a metric reason.
@@ -73,14 +76,18 @@ func (h *Handler) duplicate(w http.ResponseWriter, r *http.Request, ev *verify.E
 	repl.Set("http.webhook.duplicate", true)
 	h.count.duplicate.Inc()
 	h.log(zapcore.InfoLevel, r, "webhook duplicate", zap.String("event_id", ev.ID))
-	out := make([]byte, 0, 64+len(ev.ID))
-	out = append(out, `{"status":"duplicate","event_id":`...)
-	out = strconv.AppendQuote(out, ev.ID) // ids are printable: no control characters
-	out = append(out, "}\n"...)
+	out, err := json.Marshal(struct {
+		Status  string `json:"status"`
+		EventID string `json:"event_id"`
+	}{"duplicate", ev.ID})
+	if err != nil {
+		return err
+	}
+	out = append(out, '\n')
 	w.Header().Set("Content-Type", "application/json")
 	w.Header().Set("Content-Length", strconv.Itoa(len(out)))
 	w.WriteHeader(http.StatusOK)
-	_, err := w.Write(out)
+	_, err = w.Write(out)
 	return err
 }
 
@@ -107,10 +114,47 @@ func (h *Handler) logStore(r *http.Request, op string, err error, eventID string
 		zap.String("op", op), zap.String("event_id", eventID), zap.String("on_store_error", h.OnStoreError), zap.Error(err))
 }
 
-// stripForgeable removes the headers this handler sets, so that a client
-// cannot pass them off as the gateway's.
+// stripForgeable removes every inbound header that the upstream could take
+// for the gateway's own: the Webhook-Provider, Webhook-Event-Id and
+// Webhook-Event-Type headers this handler sets, in any spelling that an
+// app may read as the same name (Webhook_Event_Id: CGI, PHP and WSGI map
+// '-' and '_' to one variable), and every CloudEvents attribute header
+// (Ce-*, which binary-mode receivers read as the event's attributes).
 func stripForgeable(h http.Header) {
-	h.Del("Webhook-Provider")
-	h.Del("Webhook-Event-Id")
-	h.Del("Webhook-Event-Type")
+	for name := range h {
+		if forgeable(name) {
+			delete(h, name)
+		}
+	}
+}
+
+func forgeable(name string) bool {
+	if len(name) > 3 && separator(name[2]) && strings.EqualFold(name[:2], "ce") {
+		return true
+	}
+	for _, own := range [...]string{"webhook-provider", "webhook-event-id", "webhook-event-type"} {
+		if len(name) == len(own) && sameName(name, own) {
+			return true
+		}
+	}
+	return false
+}
+
+func separator(c byte) bool { return c == '-' || c == '_' || c == '.' }
+
+// sameName compares a header name with a lower-case one, case-insensitively
+// and with '_' and '.' taken for '-'.
+func sameName(name, own string) bool {
+	for i := 0; i < len(name); i++ {
+		c := name[i]
+		if separator(c) {
+			c = '-'
+		} else if 'A' <= c && c <= 'Z' {
+			c += 'a' - 'A'
+		}
+		if c != own[i] {
+			return false
+		}
+	}
+	return true
 }
