@@ -126,7 +126,8 @@ func FuzzSignVerify(f *testing.F) {
 			for _, form := range v.Forms() {
 				h, err := v.Sign(body, verify.SignOptions{Form: form.Name, ID: id, Time: time.Unix(1705314600, 0)})
 				if err != nil {
-					if sendable(id) {
+					// every signed template here puts "." after {id}
+					if sendable(id) && !(strings.Contains(id, ".") && errors.Is(err, verify.ErrMissingEventID)) {
 						t.Fatalf("Sign refused a sendable id %q: %v", id, err)
 					}
 					return

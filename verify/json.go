@@ -62,16 +62,6 @@ func scanBody(body []byte, lay *layout, ev *Event) error {
 	return nil
 }
 
-func validJSON(b []byte) bool {
-	s := scanner{b: b}
-	s.ws()
-	if s.value(1) != nil {
-		return false
-	}
-	s.ws()
-	return s.i == len(s.b)
-}
-
 func (s *scanner) syntax(what string) error {
 	if s.i >= len(s.b) {
 		return errUnexpectEOF

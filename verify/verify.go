@@ -191,13 +191,12 @@ func New(provider string, opts Options) (*Verifier, error) {
 // CloudEvents source and the dedupe namespace, so it must be plain and
 // must not be a built-in provider's.
 func checkName(n string) error {
-	if n == "" || len(n) > 64 {
-		return fmt.Errorf("%q: use 1 to 64 lower-case letters, digits, '-' and '_'", n)
-	}
+	plain := n != "" && len(n) <= 64
 	for _, c := range n {
-		if !(c >= 'a' && c <= 'z' || c >= '0' && c <= '9' || c == '-' || c == '_') {
-			return fmt.Errorf("%q: use lower-case letters, digits, '-' and '_'", n)
-		}
+		plain = plain && (c >= 'a' && c <= 'z' || c >= '0' && c <= '9' || c == '-' || c == '_')
+	}
+	if !plain {
+		return fmt.Errorf("%q: use 1 to 64 lower-case letters, digits, '-' and '_'", n)
 	}
 	if _, builtin := providers[n]; builtin {
 		return fmt.Errorf("%q is a built-in provider", n)
