@@ -207,6 +207,9 @@ func verdict(t *testing.T, name string, r sim.Report, o sim.Outcome, checks map[
 		name, o.Sent, o.Delivered, o.Lost, o.LostAtGateway, o.RefusedByUpstream, o.Doubled, r.Failed, r.Attempts, r.Statuses)
 	fmt.Fprintln(os.Stderr, line)
 	t.Log(line)
+	for msg, n := range r.Errors {
+		t.Logf("transport error (%d times): %s", n, msg)
+	}
 	pass := true
 	for what, ok := range checks {
 		if !ok {

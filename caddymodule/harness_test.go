@@ -152,6 +152,11 @@ http://localhost:%d {
 	if t.Failed() {
 		t.FailNow()
 	}
+	// the previous config's server closes its idle keep-alive connections
+	// as it shuts down; a request written on one in that instant is reset
+	// (Go's transport resends it only when the reset comes on the read).
+	// Each config starts on fresh connections.
+	client.CloseIdleConnections()
 	return tester
 }
 

@@ -147,6 +147,7 @@ type Report struct {
 	Statuses  map[string]int // answers by status ("error" for transport errors)
 	IDs       []string       // the events' ids, for comparing with what the upstream received
 	PerEvent  map[string]int // attempts made for each event id
+	Errors    map[string]int // transport errors by their text, so a drill can say what failed
 }
 
 // Run delivers n events and waits for every delivery chain to end.
@@ -161,7 +162,7 @@ func (s *Sim) Run(ctx context.Context, n int) Report {
 		s.Client = &http.Client{Timeout: 10 * time.Second, Transport: &http.Transport{MaxIdleConnsPerHost: 512}}
 	}
 	var mu sync.Mutex
-	r := Report{Statuses: map[string]int{}, PerEvent: map[string]int{}}
+	r := Report{Statuses: map[string]int{}, PerEvent: map[string]int{}, Errors: map[string]int{}}
 	events := make(chan *Event)
 	go func() {
 		defer close(events)
@@ -220,8 +221,11 @@ func (s *Sim) deliver(ctx context.Context, e *Event, urlN *atomic.Uint64, mu *sy
 	start := time.Now()
 	for attempt := 0; ; attempt++ {
 		url := s.URLs[int(urlN.Add(1))%len(s.URLs)]
-		status := s.post(ctx, url, e)
+		status, err := s.post(ctx, url, e)
 		mu.Lock()
+		if err != nil {
+			r.Errors[err.Error()]++
+		}
 		r.Attempts++
 		r.PerEvent[e.ID]++
 		r.Statuses[status]++
@@ -243,17 +247,17 @@ func (s *Sim) deliver(ctx context.Context, e *Event, urlN *atomic.Uint64, mu *sy
 	}
 }
 
-func (s *Sim) post(ctx context.Context, url string, e *Event) string {
+func (s *Sim) post(ctx context.Context, url string, e *Event) (string, error) {
 	req, err := http.NewRequestWithContext(ctx, http.MethodPost, url, bytes.NewReader(e.Body))
 	if err != nil {
-		return "error"
+		return "error", err
 	}
 	req.Header = e.Sign()
 	resp, err := s.Client.Do(req)
 	if err != nil {
-		return "error"
+		return "error", err
 	}
 	io.Copy(io.Discard, resp.Body)
 	resp.Body.Close()
-	return fmt.Sprint(resp.StatusCode)
+	return fmt.Sprint(resp.StatusCode), nil
 }
