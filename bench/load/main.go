@@ -8,6 +8,15 @@
 //	go run ./bench/load                        one row: zavu, 1KB, 32 concurrent, memory, cloudevents
 //	go run ./bench/load -body 1MB -c 256 -buffered
 //	go run ./bench/load -matrix                the whole matrix (make load)
+//	go run ./bench/load -pin -dedupe memory,redis
+//	                                           the pinned method (below)
+//
+// With -pin, Caddy runs on core 1 and everything else (this
+// tool, the upstream, redis-server) on core 0, so Caddy's CPU per request
+// is its own. After warm-up rounds, rounds of -n requests alternate bare,
+// gateway, bare, gateway…; the tool reports the median of the per-round
+// ratios (throughput and Caddy CPU per request), p50/p99 of each side, and
+// redis-server's CPU per request separately.
 //
 // Every request is a unique, correctly signed event, so the dedupe store
 // never drops one. With -buffered a third route (C), reverse_proxy with
@@ -35,6 +44,8 @@ import (
 	"sync/atomic"
 	"time"
 
+	"golang.org/x/sys/unix"
+
 	"github.com/wagate/caddy-webhook/bench/sim"
 	"github.com/wagate/caddy-webhook/internal/redistest"
 	"github.com/wagate/caddy-webhook/internal/testutil"
@@ -53,6 +64,8 @@ var (
 	buffered  = flag.Bool("buffered", false, "add route C: reverse_proxy with request_buffers")
 	only      = flag.String("only", "", "run one route alone (bare, gw or buffered), for profiling")
 	matrix    = flag.Bool("matrix", false, "run the whole matrix: dedupe memory,redis x body 1KB,64KB,1MB x c 1,32,256 x format cloudevents,raw")
+	pin       = flag.Bool("pin", false, "the pinned method: Caddy on core 1, the rest on core 0, rounds of -n requests; defaults -provider wazera -body 800B -c 32 -rounds 5")
+	perRound  = flag.Int("n", 10000, "requests per round with -pin")
 )
 
 const secret = "whsec_bG9hZC10b29sLXNlY3JldA=="
@@ -62,6 +75,19 @@ var redisPid int
 
 func main() {
 	flag.Parse()
+	if *pin {
+		pinSelf()
+		set := map[string]bool{}
+		flag.Visit(func(f *flag.Flag) { set[f.Name] = true })
+		for name, v := range map[string]*string{"provider": provider, "body": bodies, "c": conc} {
+			if !set[name] {
+				*v = map[string]string{"provider": "wazera", "body": "800B", "c": "32"}[name]
+			}
+		}
+		if !set["rounds"] {
+			*rounds = 5
+		}
+	}
 	if *matrix {
 		*dedupes, *bodies, *conc, *formats = "memory,redis", "1KB,64KB,1MB", "1,32,256", "cloudevents,raw"
 	}
@@ -96,6 +122,23 @@ func main() {
 	g := startCaddy(bin, tmp)
 	defer g.stop()
 
+	if *pin {
+		fmt.Printf("pinned: Caddy on core 1, load, upstream and redis-server on core 0; provider %s, body %s, %s concurrent, rounds of %d requests, %d per route, alternating\n\n",
+			*provider, *bodies, *conc, *perRound, *rounds)
+		fmt.Println("| dedupe | format | body | conc | throughput B/A (median of rounds) | Caddy CPU per request B/A (median) | p50 ms A / B | p99 ms A / B | p99 B/A | req/s A / B | Caddy CPU µs/req A / B | redis-server CPU µs/req B | errors |")
+		fmt.Println("|---|---|---|---|---|---|---|---|---|---|---|---|---|")
+		for _, dd := range split(*dedupes) {
+			for _, format := range split(*formats) {
+				for _, body := range split(*bodies) {
+					for _, c := range split(*conc) {
+						n, _ := strconv.Atoi(c)
+						pinnedRow(g, ul.Addr().String(), redisAddr, dd, format, body, n)
+					}
+				}
+			}
+		}
+		return
+	}
 	fmt.Printf("provider %s, rounds of %s, %d per route, alternating; CPU and RSS of the Caddy process\n\n", *provider, *duration, *rounds)
 	fmt.Println("| dedupe | format | body | conc | route | req/s | p50 ms | p99 ms | p99.9 ms | CPU s/1k req | redis-server CPU s/1k req | peak RSS MB | errors |")
 	fmt.Println("|---|---|---|---|---|---|---|---|---|---|---|---|---|")
@@ -114,15 +157,18 @@ func main() {
 func split(s string) []string { return strings.Split(s, ",") }
 
 func sizeOf(s string) int {
-	switch strings.ToUpper(s) {
-	case "1KB":
-		return 1 << 10
-	case "64KB":
-		return 64 << 10
-	case "1MB":
-		return 1 << 20
+	u := strings.ToUpper(s)
+	for _, unit := range []struct {
+		suffix string
+		size   int
+	}{{"KB", 1 << 10}, {"MB", 1 << 20}, {"B", 1}} {
+		if num, ok := strings.CutSuffix(u, unit.suffix); ok {
+			if n, err := strconv.Atoi(num); err == nil && n > 0 {
+				return n * unit.size
+			}
+		}
 	}
-	log.Fatalf("body size %q: use 1KB, 64KB or 1MB", s)
+	log.Fatalf("body size %q: use a size such as 800B, 1KB, 64KB or 1MB", s)
 	return 0
 }
 
@@ -156,8 +202,9 @@ func (r *result) pct(p float64) float64 {
 	return float64(r.lat[min(len(r.lat)-1, int(float64(len(r.lat))*p))].Microseconds()) / 1000
 }
 
-func row(g *caddyProc, upstream, redisAddr, dd, format, body string, c int) {
-	size := sizeOf(body)
+// loadRoutes loads the config of one row: the bare, buffered and gateway
+// routes to one upstream.
+func loadRoutes(g *caddyProc, upstream, redisAddr, dd, format string) {
 	dedupe := "off"
 	switch dd {
 	case "memory":
@@ -191,8 +238,11 @@ http://127.0.0.1:%d {
 	}
 }
 `, g.admin, g.port, upstream, upstream, *provider, secret, format, dedupe, upstream))
+}
 
-	src, err := sim.NewSource(*provider, secret, size)
+func row(g *caddyProc, upstream, redisAddr, dd, format, body string, c int) {
+	loadRoutes(g, upstream, redisAddr, dd, format)
+	src, err := sim.NewSource(*provider, secret, sizeOf(body))
 	if err != nil {
 		log.Fatal(err)
 	}
@@ -203,7 +253,7 @@ http://127.0.0.1:%d {
 	if *only != "" {
 		routes = []string{*only}
 		for i := 0; i < *rounds; i++ {
-			r := runRound(g, src, *only, c, *duration)
+			r := runRound(g, src, *only, c, *duration, 0)
 			fmt.Printf("| %s | %s | %s | %d | %s alone | %.0f | %.2f | %.2f | %.2f | %.3f | %.3f | %.0f | %d |\n",
 				dd, format, body, c, *only, r.rps(), r.pct(.50), r.pct(.99), r.pct(.999), r.cpu/float64(r.requests)*1000, r.redisCPU/float64(r.requests)*1000, r.rss, r.errors)
 		}
@@ -214,11 +264,11 @@ http://127.0.0.1:%d {
 		results[r] = &result{}
 	}
 	// warm-up: connections, pools, the JIT-free but cache-hungry first requests
-	runRound(g, src, "gw", c, time.Second/2)
-	runRound(g, src, "bare", c, time.Second/2)
+	runRound(g, src, "gw", c, time.Second/2, 0)
+	runRound(g, src, "bare", c, time.Second/2, 0)
 	for i := 0; i < *rounds; i++ {
 		for _, r := range routes {
-			results[r].add(runRound(g, src, r, c, *duration))
+			results[r].add(runRound(g, src, r, c, *duration, 0))
 		}
 	}
 	name := map[string]string{"bare": "A bare", "gw": "B gateway", "buffered": "C bare, buffered"}
@@ -238,16 +288,94 @@ http://127.0.0.1:%d {
 	}
 }
 
-// runRound sends load to one route for d and measures the Caddy process.
-func runRound(g *caddyProc, src *sim.Source, route string, c int, d time.Duration) result {
+// pinnedRow runs the pinned method for one configuration: warm-up, then
+// -rounds pairs of bare and gateway rounds of -n requests each.
+func pinnedRow(g *caddyProc, upstream, redisAddr, dd, format, body string, c int) {
+	loadRoutes(g, upstream, redisAddr, dd, format)
+	src, err := sim.NewSource(*provider, secret, sizeOf(body))
+	if err != nil {
+		log.Fatal(err)
+	}
+	for range 2 { // warm-up: connections, pools, caches
+		runRound(g, src, "bare", c, 0, *perRound/4)
+		runRound(g, src, "gw", c, 0, *perRound/4)
+	}
+	var a, b result
+	var tput, cpu []float64
+	for i := 0; i < *rounds; i++ {
+		ra := runRound(g, src, "bare", c, 0, *perRound)
+		rb := runRound(g, src, "gw", c, 0, *perRound)
+		a.add(ra)
+		b.add(rb)
+		tput = append(tput, rb.rps()/ra.rps())
+		cpu = append(cpu, (rb.cpu/float64(rb.requests))/(ra.cpu/float64(ra.requests)))
+	}
+	perReq := func(x result, cpu float64) float64 { return cpu / float64(x.requests) * 1e6 }
+	fmt.Printf("| %s | %s | %s | %d | **%.3f** (%s) | **%.3f** (%s) | %.2f / %.2f | %.2f / %.2f | **%.2f** | %.0f / %.0f | %.1f / %.1f | %.1f | %d / %d |\n",
+		dd, format, body, c, median(tput), spread(tput), median(cpu), spread(cpu),
+		a.pct(.50), b.pct(.50), a.pct(.99), b.pct(.99), b.pct(.99)/a.pct(.99),
+		a.rps(), b.rps(), perReq(a, a.cpu), perReq(b, b.cpu), perReq(b, b.redisCPU), a.errors, b.errors)
+}
+
+func median(xs []float64) float64 {
+	s := slices.Clone(xs)
+	slices.Sort(s)
+	if len(s)%2 == 1 {
+		return s[len(s)/2]
+	}
+	return (s[len(s)/2-1] + s[len(s)/2]) / 2
+}
+
+// spread lists the per-round values, for the record.
+func spread(xs []float64) string {
+	parts := make([]string, len(xs))
+	for i, x := range xs {
+		parts[i] = strconv.FormatFloat(x, 'f', 2, 64)
+	}
+	return strings.Join(parts, " ")
+}
+
+// pinSelf moves this tool (and so the upstream it serves and the
+// redis-server it starts, which inherit it) to core 0.
+func pinSelf() {
+	if err := pinProcess(os.Getpid(), 0); err != nil {
+		log.Fatalf("pinning to core 0: %v (the pinned method needs 2 cores)", err)
+	}
+}
+
+// pinProcess sets the CPU affinity of every thread of pid to one core;
+// threads created later inherit it from their creator.
+func pinProcess(pid, core int) error {
+	var set unix.CPUSet
+	set.Set(core)
+	tasks, err := os.ReadDir(fmt.Sprintf("/proc/%d/task", pid))
+	if err != nil {
+		return err
+	}
+	for _, t := range tasks {
+		tid, _ := strconv.Atoi(t.Name())
+		if err := unix.SchedSetaffinity(tid, &set); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// runRound sends load to one route for d, or for n requests when n > 0,
+// and measures the Caddy process.
+func runRound(g *caddyProc, src *sim.Source, route string, c int, d time.Duration, n int) result {
 	url := fmt.Sprintf("http://127.0.0.1:%d/%s", g.port, route)
 	client := &http.Client{Timeout: 30 * time.Second, Transport: &http.Transport{MaxIdleConnsPerHost: c + 8, DisableCompression: true}}
 	defer client.CloseIdleConnections()
 	g.resetPeak()
 	cpu0 := g.cpu()
 	rcpu0 := testutil.CPUSeconds(redisPid)
-	ctx, cancel := context.WithTimeout(context.Background(), d)
+	ctx, cancel := context.WithCancel(context.Background())
+	if n == 0 {
+		ctx, cancel = context.WithTimeout(context.Background(), d)
+	}
 	defer cancel()
+	var started atomic.Int64
 	var mu sync.Mutex
 	var res result
 	var wg sync.WaitGroup
@@ -272,6 +400,10 @@ func runRound(g *caddyProc, src *sim.Source, route string, c int, d time.Duratio
 					case <-ctx.Done():
 						continue
 					}
+				}
+				if n > 0 && started.Add(1) > int64(n) {
+					cancel()
+					continue
 				}
 				e := src.Quick()
 				req, _ := http.NewRequest(http.MethodPost, url, bytes.NewReader(e.Body))
@@ -326,6 +458,11 @@ func startCaddy(bin, dir string) *caddyProc {
 	for i := 0; i < 300; i++ {
 		if resp, err := http.Get(fmt.Sprintf("http://localhost:%d/config/", g.admin)); err == nil {
 			resp.Body.Close()
+			if *pin {
+				if err := pinProcess(g.cmd.Process.Pid, 1); err != nil {
+					log.Fatalf("pinning Caddy to core 1: %v", err)
+				}
+			}
 			return g
 		}
 		time.Sleep(20 * time.Millisecond)
