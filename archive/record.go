@@ -1,0 +1,386 @@
+// Package archive keeps every webhook request the gateway answers in plain
+// files, so that an event is never lost past the provider's last retry and
+// can be replayed later, with no database. It imports nothing from Caddy.
+//
+// # Files
+//
+// An archive is a directory with one subdirectory per provider. Each
+// gateway instance writes its own file an hour into it:
+//
+//	<dir>/<provider>/<YYYY-MM-DDTHH>Z.<instance>.jsonl
+//
+// The hour is UTC. The instance is the host name and a random 12-hex
+// suffix chosen when the Writer opens (Options.Instance replaces it), so
+// several gateways may share one volume and a restarted process never
+// appends to a file another wrote. Directories are mode 0700, files 0600.
+//
+// # Records
+//
+// Files are JSON Lines: one record a line, written with one write(2) each.
+// A request record describes a request the gateway answered:
+//
+//	{"kind":"request","verdict":"verified","id":"3fa0c1d2e4b5-17",
+//	 "time":"2026-05-01T13:04:05.123456789Z","provider":"wazera",
+//	 "event_id":"evt_1","event_type":"message.received","secret":0,
+//	 "format":"cloudevents","route":"example.com","remote":"203.0.113.7:50312",
+//	 "method":"POST","host":"example.com","path":"/wazera",
+//	 "headers":{"Content-Type":["application/json"],"X-Wazera-Signature":["..."]},
+//	 "body":"{...}","ce_head":"{\"specversion\":\"1.0\",...\"payload\":"}
+//
+// verdict is one of verified, rejected (with "reason"), duplicate,
+// in_flight, store_error, unverified. Authorization, Proxy-Authorization
+// and Cookie are redacted; signature headers are kept, so a rejected
+// request can be checked later. secret is the position of the configured
+// secret that matched, never the secret. The body is "body" when it is
+// valid UTF-8 and "body_base64" otherwise; "body_size" gives the original
+// size when the body was cut ("body_truncated"). ce_head is the CloudEvent
+// up to its payload, so a replay rebuilds the event the gateway forwarded
+// without the secret: ce_head, the body without surrounding whitespace,
+// then "}}".
+//
+// An outcome record follows when the request was forwarded:
+//
+//	{"kind":"outcome","id":"3fa0c1d2e4b5-18","ref":"3fa0c1d2e4b5-17",
+//	 "time":"...","provider":"wazera","event_id":"evt_1","status":200,
+//	 "duration_ms":12.5,"settled":"committed"}
+//
+// status is the upstream's answer (0 with "error" when it gave none);
+// settled is committed, released, none, or done (a replay found the event
+// already delivered in the dedupe store and sent nothing); "replay":true
+// marks the outcomes that caddy webhook replay appends.
+//
+// Record ids are the instance's random suffix and a sequence number: unique
+// across instances and stable, the name `caddy webhook archive show` takes.
+package archive
+
+import (
+	"encoding/base64"
+	"net/http"
+	"slices"
+	"strconv"
+	"time"
+	"unicode/utf8"
+)
+
+// Verdicts of a request record.
+const (
+	Verified   = "verified"
+	Rejected   = "rejected"
+	Duplicate  = "duplicate"
+	InFlight   = "in_flight"
+	StoreError = "store_error"
+	Unverified = "unverified"
+)
+
+// Settled values of an outcome record.
+const (
+	Committed = "committed"
+	Released  = "released"
+	None      = "none"
+	Done      = "done"
+)
+
+// Kinds of record.
+const (
+	KindRequest = "request"
+	KindOutcome = "outcome"
+)
+
+// MaxRejectedBody is the most of a rejected request's body kept with
+// RejectedBody.
+const MaxRejectedBody = 64 << 10
+
+// Redacted replaces the values of the headers that carry credentials.
+const Redacted = "[redacted]"
+
+// redacted are the headers whose values are never written.
+var redacted = map[string]bool{"Authorization": true, "Proxy-Authorization": true, "Cookie": true}
+
+// Request is what WriteRequest records about one answered request.
+type Request struct {
+	Route  string // which route answered: the site's host, say
+	Remote string // the client's address
+	Method string
+	Host   string
+	Path   string      // the request URI, query included
+	Header http.Header // as received; redacted when written
+	Body   []byte
+	// Verdict is one of Verified, Rejected, Duplicate, InFlight,
+	// StoreError, Unverified; Reason says why a request was rejected.
+	Verdict string
+	Reason  string
+	// EventID and EventType are set once the request verified.
+	EventID   string
+	EventType string
+	// Secret is the position of the secret that verified the request, or
+	// -1 when none did.
+	Secret int
+	// Format is the forwarded format: cloudevents or raw.
+	Format string
+	// CloudEventHead is the CloudEvent up to its payload, for a replay.
+	CloudEventHead []byte
+}
+
+// Outcome is what WriteOutcome records once the upstream answered.
+type Outcome struct {
+	Status   int    // the upstream's status; 0 when it gave none
+	Error    string // why it gave none, or the handler's error
+	Duration time.Duration
+	Settled  string // Committed, Released, None or Done
+	Replay   bool   // sent by caddy webhook replay
+}
+
+// Ref names a request record, for the outcome that follows it. The zero
+// Ref names none: WriteOutcome ignores it.
+type Ref struct {
+	ID      string
+	EventID string
+}
+
+// Record is one line of an archive file, of either kind, as read back.
+type Record struct {
+	Kind    string `json:"kind"`
+	Verdict string `json:"verdict,omitempty"`
+	ID      string `json:"id"`
+	Ref     string `json:"ref,omitempty"`
+	// Time is when the record was written.
+	Time      time.Time `json:"time"`
+	Provider  string    `json:"provider"`
+	EventID   string    `json:"event_id,omitempty"`
+	EventType string    `json:"event_type,omitempty"`
+	Reason    string    `json:"reason,omitempty"`
+	Secret    *int      `json:"secret,omitempty"`
+	Format    string    `json:"format,omitempty"`
+
+	Route         string      `json:"route,omitempty"`
+	Remote        string      `json:"remote,omitempty"`
+	Method        string      `json:"method,omitempty"`
+	Host          string      `json:"host,omitempty"`
+	Path          string      `json:"path,omitempty"`
+	Headers       http.Header `json:"headers,omitempty"`
+	Body          string      `json:"body,omitempty"`
+	BodyBase64    []byte      `json:"body_base64,omitempty"`
+	BodySize      int         `json:"body_size,omitempty"`
+	BodyTruncated bool        `json:"body_truncated,omitempty"`
+	CEHead        string      `json:"ce_head,omitempty"`
+
+	Status     int     `json:"status,omitempty"`
+	Error      string  `json:"error,omitempty"`
+	DurationMS float64 `json:"duration_ms,omitempty"`
+	Settled    string  `json:"settled,omitempty"`
+	Replay     bool    `json:"replay,omitempty"`
+
+	// File and Line locate the record; set by the reader.
+	File string `json:"-"`
+	Line int    `json:"-"`
+}
+
+// BodyBytes returns the archived body.
+func (r *Record) BodyBytes() []byte {
+	if r.BodyBase64 != nil {
+		return r.BodyBase64
+	}
+	return []byte(r.Body)
+}
+
+// Accepted reports whether the record shows its event delivered: a 2xx
+// outcome, a replay that found it done in the dedupe store, or a request
+// answered as a duplicate (the dedupe store marks an event done only after
+// a 2xx).
+func (r *Record) Accepted() bool {
+	switch r.Kind {
+	case KindOutcome:
+		return (r.Status >= 200 && r.Status < 300) || r.Settled == Done
+	case KindRequest:
+		return r.Verdict == Duplicate
+	}
+	return false
+}
+
+// Deliverable reports whether the record is a verified event the gateway
+// forwarded or should have: verified, or verified and then refused for a
+// dedupe store error. These are what a replay can send.
+func (r *Record) Deliverable() bool {
+	return r.Kind == KindRequest && (r.Verdict == Verified || r.Verdict == StoreError) && r.EventID != ""
+}
+
+// valid reports whether a decoded line is a record at all.
+func (r *Record) valid() bool {
+	if r.ID == "" || r.Provider == "" || r.Time.IsZero() {
+		return false
+	}
+	switch r.Kind {
+	case KindRequest:
+		return r.Verdict != ""
+	case KindOutcome:
+		return r.Ref != ""
+	}
+	return false
+}
+
+// appendRequest appends a request record, with its newline.
+func appendRequest(b []byte, id string, t time.Time, provider string, q *Request, body []byte, size int) []byte {
+	b = append(b, `{"kind":"request","verdict":`...)
+	b = appendString(b, q.Verdict)
+	b = appendHead(b, id, t, provider, q.EventID)
+	if q.EventType != "" {
+		b = append(b, `,"event_type":`...)
+		b = appendString(b, q.EventType)
+	}
+	if q.Reason != "" {
+		b = append(b, `,"reason":`...)
+		b = appendString(b, q.Reason)
+	}
+	if q.Secret >= 0 && (q.Verdict != Rejected && q.Verdict != Unverified) {
+		b = append(b, `,"secret":`...)
+		b = strconv.AppendInt(b, int64(q.Secret), 10)
+	}
+	for _, f := range [...]struct{ k, v string }{
+		{`,"format":`, q.Format}, {`,"route":`, q.Route}, {`,"remote":`, q.Remote},
+		{`,"method":`, q.Method}, {`,"host":`, q.Host}, {`,"path":`, q.Path},
+	} {
+		if f.v != "" {
+			b = append(b, f.k...)
+			b = appendString(b, f.v)
+		}
+	}
+	if len(q.Header) > 0 {
+		b = append(b, `,"headers":{`...)
+		var scratch [32]string
+		keys := scratch[:0]
+		for k := range q.Header {
+			keys = append(keys, k)
+		}
+		slices.Sort(keys)
+		for i, k := range keys {
+			if i > 0 {
+				b = append(b, ',')
+			}
+			b = appendString(b, k)
+			b = append(b, ":["...)
+			for j, v := range q.Header[k] {
+				if j > 0 {
+					b = append(b, ',')
+				}
+				if redacted[k] {
+					v = Redacted
+				}
+				b = appendString(b, v)
+			}
+			b = append(b, ']')
+		}
+		b = append(b, '}')
+	}
+	if len(body) > 0 {
+		if utf8.Valid(body) {
+			b = append(b, `,"body":`...)
+			b = appendString(b, body)
+		} else {
+			b = append(b, `,"body_base64":"`...)
+			b = base64.StdEncoding.AppendEncode(b, body)
+			b = append(b, '"')
+		}
+	}
+	if size > len(body) {
+		b = append(b, `,"body_size":`...)
+		b = strconv.AppendInt(b, int64(size), 10)
+		b = append(b, `,"body_truncated":true`...)
+	}
+	if len(q.CloudEventHead) > 0 {
+		b = append(b, `,"ce_head":`...)
+		b = appendString(b, q.CloudEventHead)
+	}
+	return append(b, "}\n"...)
+}
+
+// appendOutcome appends an outcome record, with its newline.
+func appendOutcome(b []byte, id string, t time.Time, provider string, ref Ref, o *Outcome) []byte {
+	b = append(b, `{"kind":"outcome"`...)
+	b = appendHead(b, id, t, provider, ref.EventID)
+	b = append(b, `,"ref":`...)
+	b = appendString(b, ref.ID)
+	if o.Status != 0 {
+		b = append(b, `,"status":`...)
+		b = strconv.AppendInt(b, int64(o.Status), 10)
+	}
+	if o.Error != "" {
+		b = append(b, `,"error":`...)
+		b = appendString(b, o.Error)
+	}
+	b = append(b, `,"duration_ms":`...)
+	b = strconv.AppendFloat(b, float64(o.Duration.Microseconds())/1000, 'f', -1, 64)
+	if o.Settled != "" {
+		b = append(b, `,"settled":`...)
+		b = appendString(b, o.Settled)
+	}
+	if o.Replay {
+		b = append(b, `,"replay":true`...)
+	}
+	return append(b, "}\n"...)
+}
+
+// appendHead appends the fields every record has, after its first.
+func appendHead(b []byte, id string, t time.Time, provider, eventID string) []byte {
+	b = append(b, `,"id":`...)
+	b = appendString(b, id)
+	b = append(b, `,"time":"`...)
+	b = t.UTC().AppendFormat(b, time.RFC3339Nano)
+	b = append(b, `","provider":`...)
+	b = appendString(b, provider)
+	if eventID != "" {
+		b = append(b, `,"event_id":`...)
+		b = appendString(b, eventID)
+	}
+	return b
+}
+
+// appendString appends s as a JSON string. Invalid UTF-8 becomes U+FFFD,
+// as encoding/json does; callers keep exact bytes with base64 instead.
+func appendString[T string | []byte](b []byte, s T) []byte {
+	const hex = "0123456789abcdef"
+	b = append(b, '"')
+	start := 0
+	for i := 0; i < len(s); {
+		c := s[i]
+		if c >= 0x20 && c != '"' && c != '\\' && c < utf8.RuneSelf {
+			i++
+			continue
+		}
+		if c < utf8.RuneSelf {
+			b = append(b, s[start:i]...)
+			switch c {
+			case '"', '\\':
+				b = append(b, '\\', c)
+			case '\n':
+				b = append(b, '\\', 'n')
+			case '\r':
+				b = append(b, '\\', 'r')
+			case '\t':
+				b = append(b, '\\', 't')
+			default:
+				b = append(b, '\\', 'u', '0', '0', hex[c>>4], hex[c&0xf])
+			}
+			i++
+			start = i
+			continue
+		}
+		r, n := utf8.DecodeRune([]byte(s[i:min(i+utf8.UTFMax, len(s))]))
+		if r == utf8.RuneError && n == 1 {
+			b = append(b, s[start:i]...)
+			b = append(b, `\ufffd`...)
+			i++
+			start = i
+			continue
+		}
+		if r == '\u2028' || r == '\u2029' {
+			b = append(b, s[start:i]...)
+			b = append(b, '\\', 'u', '2', '0', '2', hex[r&0xf])
+			i += n
+			start = i
+			continue
+		}
+		i += n
+	}
+	b = append(b, s[start:]...)
+	return append(b, '"')
+}
