@@ -3,10 +3,14 @@ package caddymodule
 import (
 	"context"
 	"crypto/sha256"
+	"crypto/tls"
+	"crypto/x509"
 	"encoding/hex"
 	"encoding/json"
 	"errors"
 	"fmt"
+	"net"
+	"os"
 	"strconv"
 	"strings"
 	"time"
@@ -63,38 +67,151 @@ type Redis struct {
 	PoolSize     int            `json:"pool_size,omitempty"`
 }
 
-// options expands placeholders and maps the config onto dedupe's.
-func (r *Redis) options(repl *caddy.Replacer) (dedupe.RedisOptions, error) {
-	x := func(s string) string { return repl.ReplaceKnown(s, "") }
-	o := dedupe.RedisOptions{
-		Username: x(r.Username), Password: x(r.Password), DB: r.DB,
-		MasterName: x(r.MasterName), SentinelUsername: x(r.SentinelUsername), SentinelPassword: x(r.SentinelPassword),
-		Cluster: r.Cluster, TLS: r.TLS, TLSCAFile: x(r.TLSCAFile), TLSServerName: x(r.TLSServerName),
-		TLSCertFile: x(r.TLSCertFile), TLSKeyFile: x(r.TLSKeyFile),
-		DialTimeout: time.Duration(r.DialTimeout), ReadTimeout: time.Duration(r.ReadTimeout),
-		WriteTimeout: time.Duration(r.WriteTimeout), PoolSize: r.PoolSize,
+// connection expands the placeholders and maps the options onto
+// go-redis's, reading the TLS files. key names the connection in the
+// store pool: a hash of everything the connection depends on (secrets and
+// the TLS files' contents included), never logged.
+//
+// Every string option takes placeholders, and fails closed: one whose text
+// is not empty but holds a placeholder that is unknown or expands to
+// nothing is an error naming the option and the placeholder, so that an
+// unset {env.REDIS_ADDR} cannot quietly mean a local Redis. An error never
+// holds an expanded value.
+func (r *Redis) connection(repl *caddy.Replacer) (opts *redis.UniversalOptions, timeout time.Duration, key string, err error) {
+	var x struct {
+		Addrs                                 []string
+		Username, Password, MasterName        string
+		SentinelUsername, SentinelPassword    string
+		CAFile, ServerName, CertFile, KeyFile string
+		CA, Cert, Key                         []byte
+		DB, PoolSize                          int
+		Cluster, TLS                          bool
+		Timeout, Dial, Read, Write            time.Duration
 	}
-	for _, a := range r.Address {
-		o.Addrs = append(o.Addrs, x(a))
+	expand := func(option, text string, into *string) {
+		if err != nil || text == "" {
+			return
+		}
+		if *into, err = repl.ReplaceOrErr(text, true, true); err != nil {
+			err = fmt.Errorf("redis %s: %w", option, err) // names the placeholder, not a value
+		}
 	}
-	if len(o.Addrs) == 0 {
-		return o, fmt.Errorf("redis: address is required")
+	if len(r.Address) == 0 {
+		return nil, 0, "", errors.New("redis: address is required")
 	}
-	return o, nil
+	x.Addrs = make([]string, len(r.Address))
+	for i, a := range r.Address {
+		if a == "" {
+			return nil, 0, "", fmt.Errorf("redis address %d is empty", i+1)
+		}
+		expand("address", a, &x.Addrs[i])
+		if err != nil {
+			return nil, 0, "", err
+		}
+		if _, port, perr := net.SplitHostPort(x.Addrs[i]); perr != nil || port == "" {
+			return nil, 0, "", fmt.Errorf("redis address %q: want host:port", a) // the text as configured
+		}
+	}
+	expand("username", r.Username, &x.Username)
+	expand("password", r.Password, &x.Password)
+	expand("master_name", r.MasterName, &x.MasterName)
+	expand("sentinel_username", r.SentinelUsername, &x.SentinelUsername)
+	expand("sentinel_password", r.SentinelPassword, &x.SentinelPassword)
+	expand("tls_ca_file", r.TLSCAFile, &x.CAFile)
+	expand("tls_server_name", r.TLSServerName, &x.ServerName)
+	expand("tls_cert_file", r.TLSCertFile, &x.CertFile)
+	expand("tls_key_file", r.TLSKeyFile, &x.KeyFile)
+	if err != nil {
+		return nil, 0, "", err
+	}
+	x.DB, x.PoolSize, x.Cluster, x.TLS = r.DB, r.PoolSize, r.Cluster, r.TLS
+	x.Timeout, x.Dial, x.Read, x.Write = time.Duration(r.Timeout), time.Duration(r.DialTimeout), time.Duration(r.ReadTimeout), time.Duration(r.WriteTimeout)
+	cluster := x.MasterName == "" && (x.Cluster || len(x.Addrs) > 1)
+	switch {
+	case x.Cluster && x.MasterName != "":
+		return nil, 0, "", errors.New("redis: cluster and master_name exclude each other")
+	case (x.SentinelUsername != "" || x.SentinelPassword != "") && x.MasterName == "":
+		return nil, 0, "", errors.New("redis: sentinel_username and sentinel_password need master_name")
+	case x.DB < 0 || (x.DB != 0 && cluster):
+		return nil, 0, "", errors.New("redis: db must be 0 with Redis Cluster, and never negative")
+	case x.PoolSize < 0 || x.Timeout < 0 || x.Dial < 0 || x.Read < 0 || x.Write < 0:
+		return nil, 0, "", errors.New("redis: pool_size and timeouts must not be negative")
+	case !x.TLS && (x.CAFile != "" || x.ServerName != "" || x.CertFile != "" || x.KeyFile != ""):
+		return nil, 0, "", errors.New("redis: tls_* options need tls")
+	case (x.CertFile == "") != (x.KeyFile == ""):
+		return nil, 0, "", errors.New("redis: set both tls_cert_file and tls_key_file, or neither")
+	}
+	opts = &redis.UniversalOptions{
+		Addrs:                 x.Addrs,
+		Username:              x.Username,
+		Password:              x.Password,
+		DB:                    x.DB,
+		MasterName:            x.MasterName,
+		SentinelUsername:      x.SentinelUsername,
+		SentinelPassword:      x.SentinelPassword,
+		IsClusterMode:         x.Cluster,
+		DialTimeout:           x.Dial,
+		ReadTimeout:           x.Read,
+		WriteTimeout:          x.Write,
+		PoolSize:              x.PoolSize,
+		ContextTimeoutEnabled: true, // each operation's timeout bounds reads and writes too
+		ClientName:            "caddy-webhook",
+	}
+	if x.TLS {
+		cfg := &tls.Config{MinVersion: tls.VersionTLS12, ServerName: x.ServerName}
+		if x.CAFile != "" {
+			if x.CA, err = os.ReadFile(x.CAFile); err != nil {
+				return nil, 0, "", fmt.Errorf("redis tls_ca_file: %w", err)
+			}
+			cfg.RootCAs = x509.NewCertPool()
+			if !cfg.RootCAs.AppendCertsFromPEM(x.CA) {
+				return nil, 0, "", fmt.Errorf("redis tls_ca_file %s: no PEM certificate in it", x.CAFile)
+			}
+		}
+		if x.CertFile != "" {
+			if x.Cert, err = os.ReadFile(x.CertFile); err != nil {
+				return nil, 0, "", fmt.Errorf("redis tls_cert_file: %w", err)
+			}
+			if x.Key, err = os.ReadFile(x.KeyFile); err != nil {
+				return nil, 0, "", fmt.Errorf("redis tls_key_file: %w", err)
+			}
+			cert, err := tls.X509KeyPair(x.Cert, x.Key)
+			if err != nil {
+				return nil, 0, "", fmt.Errorf("redis tls_cert_file and tls_key_file: %w", err)
+			}
+			cfg.Certificates = []tls.Certificate{cert}
+		}
+		opts.TLSConfig = cfg
+	}
+	raw, _ := json.Marshal(x)
+	sum := sha256.Sum256(raw)
+	return opts, x.Timeout, "redis|" + hex.EncodeToString(sum[:]), nil
 }
 
 // stores shares dedupe state across routes and config reloads: one memory
 // store per key prefix and size (so a prefix is a namespace there too), one
-// Redis client per connection config.
+// Redis connection (client and pipelining) per connection config, which
+// each route sees under its own key prefix.
 var stores = caddy.NewUsagePool()
 
 type pooledMemory struct{ *dedupe.Memory }
 
 func (p pooledMemory) Destruct() error { return p.Close() }
 
-type pooledRedis struct{ client redis.UniversalClient }
+type pooledRedis struct {
+	store  *dedupe.Redis // no prefix: routes take a view with theirs
+	client redis.UniversalClient
+}
 
-func (p pooledRedis) Destruct() error { return p.client.Close() }
+// Destruct stops the pipelining, once what was queued is sent, then
+// closes the client.
+func (p pooledRedis) Destruct() error {
+	p.store.Close()
+	return p.client.Close()
+}
+
+// checker is a store with a start-up check (the Redis store's Check).
+type checker interface{ Check(context.Context) error }
 
 // acquire returns the store for this config and the usage pool key to
 // release on Cleanup (see releaseStore). A nil store means dedupe is off.
@@ -102,47 +219,48 @@ func (p pooledRedis) Destruct() error { return p.client.Close() }
 // start-up is not fatal (on_store_error decides per request) and is
 // logged; one too old to run the store is an error.
 func (d *Dedupe) acquire(ctx caddy.Context, repl *caddy.Replacer, logger *zap.Logger) (dedupe.Store, string, error) {
+	var store dedupe.Store
+	var key string
 	switch d.Store {
 	case "memory":
-		key := "memory|" + d.KeyPrefix + "|" + strconv.Itoa(d.MaxEntries)
+		key = "memory|" + d.KeyPrefix + "|" + strconv.Itoa(d.MaxEntries)
 		v, _, err := stores.LoadOrNew(key, func() (caddy.Destructor, error) {
 			return pooledMemory{dedupe.NewMemory(dedupe.MemoryOptions{MaxEntries: d.MaxEntries})}, nil
 		})
 		if err != nil {
 			return nil, "", err
 		}
-		return v.(pooledMemory).Memory, key, nil
+		store = v.(pooledMemory).Memory
 	case "redis":
-		o, err := d.Redis.options(repl)
+		if d.Redis == nil {
+			return nil, "", errors.New("redis: address is required")
+		}
+		opts, timeout, k, err := d.Redis.connection(repl)
 		if err != nil {
 			return nil, "", err
 		}
-		// the key covers everything the connection depends on, secrets
-		// included, as a hash that is never logged
-		raw, _ := json.Marshal(o)
-		sum := sha256.Sum256(raw)
-		key := "redis|" + hex.EncodeToString(sum[:])
+		key = k
 		v, _, err := stores.LoadOrNew(key, func() (caddy.Destructor, error) {
-			c, err := dedupe.NewRedisClient(o)
-			if err != nil {
-				return nil, err
-			}
-			return pooledRedis{c}, nil
+			client := redis.NewUniversalClient(opts)
+			return pooledRedis{store: dedupe.NewRedis(client, "", timeout), client: client}, nil
 		})
 		if err != nil {
 			return nil, "", err
 		}
-		r := dedupe.NewRedis(v.(pooledRedis).client, d.KeyPrefix, time.Duration(d.Redis.Timeout))
-		switch err := r.Check(ctx); {
+		store = v.(pooledRedis).store.WithPrefix(d.KeyPrefix)
+	default:
+		return nil, "", nil
+	}
+	if c, ok := store.(checker); ok {
+		switch err := c.Check(ctx); {
 		case errors.Is(err, dedupe.ErrTooOld):
 			stores.Delete(key)
 			return nil, "", fmt.Errorf("redis: %w", err)
 		case err != nil:
 			logger.Warn("dedupe store not reachable at start-up", zap.Error(err))
 		}
-		return r, key, nil
 	}
-	return nil, "", nil
+	return store, key, nil
 }
 
 // releaseStore gives back what acquire took; "" is a no-op.

@@ -18,15 +18,23 @@ import (
 // its caller: with nothing to batch, a handoff would only add latency.
 //
 // Each command keeps its own context: a caller whose deadline passes while
-// its command waits or runs gets the context's error at once. A pipeline
-// runs under the earliest deadline of its commands, so that no command runs
-// on after its caller stopped waiting (a command already sent may still
-// take effect, as with any timed-out Redis call).
+// its command waits or runs gets the context's error at once, and the
+// others are not affected: a pipeline runs until the latest deadline of
+// the callers still waiting for it. A claim whose caller has left is
+// never sent if it was still queued, and is deleted again (while it still
+// holds its token) if it was sent and may have been written: the caller
+// was told it failed, so it must not stand. A commit is sent whether or
+// not its caller still waits: the upstream has the event, and "done" is
+// true whenever it lands.
 type batcher struct {
 	client   redis.UniversalClient
+	timeout  time.Duration           // budget of a command whose caller has no deadline
+	undo     func(key, value string) // deletes key while it still holds value
 	queue    chan *setCall
-	stop     chan struct{}
+	stop     chan struct{} // closed by close: executors drain the queue and leave
+	exited   chan struct{} // closed once they have
 	once     sync.Once
+	running  sync.WaitGroup
 	inflight atomic.Int32 // commands being sent, direct or in a pipeline
 }
 
@@ -35,53 +43,88 @@ const (
 	maxBatch  = 128
 )
 
+// States of a queued command. The caller moves it from queued or sending
+// to gone when it stops waiting; an executor moves it from queued to
+// sending when it takes it, and from sending to finished when the reply is
+// in. Whoever loses a move knows what the other did.
+const (
+	queued int32 = iota
+	sending
+	finished
+	gone
+)
+
 type setCall struct {
 	ctx   context.Context
 	key   string
 	value string
 	args  redis.SetArgs
+	claim bool // not sent once its caller has left; undone if it left while it was sent
+	state atomic.Int32
 	done  chan struct{}
 	prev  string
 	err   error
 }
 
-func newBatcher(client redis.UniversalClient) *batcher {
-	b := &batcher{client: client, queue: make(chan *setCall, 1024), stop: make(chan struct{})}
+func newBatcher(client redis.UniversalClient, timeout time.Duration, undo func(key, value string)) *batcher {
+	b := &batcher{client: client, timeout: timeout, undo: undo,
+		queue: make(chan *setCall, 1024), stop: make(chan struct{}), exited: make(chan struct{})}
+	b.running.Add(executors)
 	for i := 0; i < executors; i++ {
 		go b.run()
 	}
 	return b
 }
 
-// set runs SET key value <args> and returns its reply (redis.Nil for none).
-func (b *batcher) set(ctx context.Context, key, value string, args redis.SetArgs) (string, error) {
+// set runs SET key value <args> and returns its reply (redis.Nil for
+// none). claim marks a claim (see batcher).
+func (b *batcher) set(ctx context.Context, key, value string, args redis.SetArgs, claim bool) (string, error) {
 	select {
 	case <-b.stop: // closed: a late caller (a request outliving a reload) goes direct
-		return b.client.SetArgs(ctx, key, value, args).Result()
+		return b.direct(ctx, key, value, args, claim)
 	default:
 	}
 	if b.inflight.Add(1) == 1 { // nothing else in flight: no batch to join
 		defer b.inflight.Add(-1)
-		return b.client.SetArgs(ctx, key, value, args).Result()
+		return b.direct(ctx, key, value, args, claim)
 	}
 	b.inflight.Add(-1)
-	c := &setCall{ctx: ctx, key: key, value: value, args: args, done: make(chan struct{}, 1)}
+	c := &setCall{ctx: ctx, key: key, value: value, args: args, claim: claim, done: make(chan struct{}, 1)}
 	select {
 	case b.queue <- c:
 	case <-ctx.Done():
 		return "", ctx.Err()
 	case <-b.stop:
-		return b.client.SetArgs(ctx, key, value, args).Result()
+		return b.direct(ctx, key, value, args, claim)
 	}
 	select {
 	case <-c.done:
 		return c.prev, c.err
 	case <-ctx.Done():
-		return "", ctx.Err()
+		if c.state.CompareAndSwap(queued, gone) || c.state.CompareAndSwap(sending, gone) {
+			return "", ctx.Err() // the executor skips it, or undoes it
+		}
+	case <-b.exited: // closed after it was queued: no executor will take it
+		if c.state.CompareAndSwap(queued, gone) {
+			return b.direct(ctx, key, value, args, claim)
+		}
 	}
+	<-c.done // finished as we left: the reply is in
+	return c.prev, c.err
+}
+
+// direct sends one command on the caller's context. A claim that fails
+// may still have been written (a reply lost): it is undone.
+func (b *batcher) direct(ctx context.Context, key, value string, args redis.SetArgs, claim bool) (string, error) {
+	prev, err := b.client.SetArgs(ctx, key, value, args).Result()
+	if claim && err != nil && err != redis.Nil {
+		b.undo(key, value)
+	}
+	return prev, err
 }
 
 func (b *batcher) run() {
+	defer b.running.Done()
 	batch := make([]*setCall, 0, maxBatch)
 	for {
 		select {
@@ -111,25 +154,43 @@ func (b *batcher) run() {
 	}
 }
 
+// exec sends a batch: the claims whose callers have left are dropped, and
+// the pipeline lives until the latest deadline of the callers still
+// waiting (a command whose caller has none, or has left, gets the
+// batcher's timeout).
 func (b *batcher) exec(batch []*setCall) {
-	b.inflight.Add(int32(len(batch)))
-	defer b.inflight.Add(-int32(len(batch)))
-	// the pipeline lives no longer than its least patient caller
-	deadline := time.Now().Add(DefaultTimeout)
+	now := time.Now()
+	var deadline time.Time
+	n := 0
 	for _, c := range batch {
-		if d, ok := c.ctx.Deadline(); ok && d.Before(deadline) {
+		if !c.state.CompareAndSwap(queued, sending) && c.claim {
+			continue // its caller left before it was sent
+		}
+		d, ok := c.ctx.Deadline()
+		if !ok || c.ctx.Err() != nil {
+			d = now.Add(b.timeout)
+		}
+		if d.After(deadline) {
 			deadline = d
 		}
+		batch[n] = c
+		n++
 	}
-	ctx, cancel := context.WithDeadline(context.Background(), deadline)
-	defer cancel()
-	if len(batch) == 1 {
-		c := batch[0]
-		c.prev, c.err = b.client.SetArgs(ctx, c.key, c.value, c.args).Result()
-		c.done <- struct{}{}
+	batch = batch[:n]
+	if n == 0 {
 		return
 	}
-	cmds := make([]*redis.StatusCmd, len(batch))
+	b.inflight.Add(int32(n))
+	defer b.inflight.Add(-int32(n))
+	ctx, cancel := context.WithDeadline(context.Background(), deadline)
+	defer cancel()
+	if n == 1 {
+		c := batch[0]
+		c.prev, c.err = b.client.SetArgs(ctx, c.key, c.value, c.args).Result()
+		b.finish(c)
+		return
+	}
+	cmds := make([]*redis.StatusCmd, n)
 	_, err := b.client.Pipelined(ctx, func(p redis.Pipeliner) error {
 		for i, c := range batch {
 			cmds[i] = p.SetArgs(ctx, c.key, c.value, c.args)
@@ -141,8 +202,28 @@ func (b *batcher) exec(batch []*setCall) {
 		if c.err == nil && err != nil && err != redis.Nil {
 			c.err = err
 		}
-		c.done <- struct{}{}
+		b.finish(c)
 	}
 }
 
-func (b *batcher) close() { b.once.Do(func() { close(b.stop) }) }
+// finish hands the reply to the caller or, if the caller has left, undoes
+// a claim that was (or may have been) written.
+func (b *batcher) finish(c *setCall) {
+	if c.state.CompareAndSwap(sending, finished) {
+		c.done <- struct{}{}
+		return
+	}
+	if c.claim && c.err != nil { // redis.Nil: written; another error: maybe written
+		b.undo(c.key, c.value)
+	}
+}
+
+// close stops the executors and waits for them to serve what was queued
+// and leave. Later commands go straight to Redis.
+func (b *batcher) close() {
+	b.once.Do(func() {
+		close(b.stop)
+		b.running.Wait()
+		close(b.exited)
+	})
+}

@@ -13,6 +13,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/redis/go-redis/v9"
+
 	"github.com/wagate/caddy-webhook/dedupe"
 )
 
@@ -128,7 +130,7 @@ func BenchmarkRedis(b *testing.B) {
 		name  string
 		addrs []string
 	}{{"single", []string{single.Addr}}, {"cluster", cluster.Addrs()}} {
-		client := newClient(b, dedupe.RedisOptions{Addrs: target.addrs, PoolSize: 64})
+		client := newClient(b, &redis.UniversalOptions{Addrs: target.addrs, PoolSize: 64})
 		ctx := context.Background()
 		keys := benchKeys(1 << 20)
 		var round atomic.Int64 // every round gets a fresh prefix...

@@ -8,6 +8,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/redis/go-redis/v9"
+
 	"github.com/wagate/caddy-webhook/dedupe"
 	"github.com/wagate/caddy-webhook/internal/redistest"
 )
@@ -25,7 +27,7 @@ func ownServer(t *testing.T) (*redistest.Server, *dedupe.Redis) {
 		t.Fatal(err)
 	}
 	t.Cleanup(srv.Close)
-	s := dedupe.NewRedis(newClient(t, dedupe.RedisOptions{Addrs: []string{srv.Addr}}), "fault:", faultTimeout)
+	s := dedupe.NewRedis(newClient(t, &redis.UniversalOptions{Addrs: []string{srv.Addr}}), "fault:", faultTimeout)
 	return srv, s
 }
 
@@ -106,7 +108,7 @@ func TestRedisSlowHonoursTimeout(t *testing.T) {
 
 func TestRedisUnreachableFromStart(t *testing.T) {
 	// a port nothing listens on: every operation fails fast and typed
-	s := dedupe.NewRedis(newClient(t, dedupe.RedisOptions{Addrs: []string{"127.0.0.1:1"}}), "x:", faultTimeout)
+	s := dedupe.NewRedis(newClient(t, &redis.UniversalOptions{Addrs: []string{"127.0.0.1:1"}}), "x:", faultTimeout)
 	unavailableFast(t, s, dedupe.Key{Provider: "vobiz", ID: "e"})
 	if err := s.Check(context.Background()); !errors.Is(err, dedupe.ErrUnavailable) {
 		t.Errorf("Check: %v", err)
@@ -157,7 +159,7 @@ func TestRedisSentinelFailover(t *testing.T) {
 	t.Cleanup(sen.Close)
 	ctx := context.Background()
 	prefix := uniquePrefix()
-	s := dedupe.NewRedis(newClient(t, dedupe.RedisOptions{Addrs: []string{sen.Sentinel.Addr}, MasterName: sen.Name}), prefix, faultTimeout)
+	s := dedupe.NewRedis(newClient(t, &redis.UniversalOptions{Addrs: []string{sen.Sentinel.Addr}, MasterName: sen.Name}), prefix, faultTimeout)
 	if err := s.Check(ctx); err != nil {
 		t.Fatalf("Check through the Sentinel: %v", err)
 	}

@@ -3,12 +3,9 @@ package dedupe
 import (
 	"context"
 	"crypto/rand"
-	"crypto/tls"
-	"crypto/x509"
 	"encoding/hex"
 	"errors"
 	"fmt"
-	"os"
 	"strconv"
 	"strings"
 	"time"
@@ -27,9 +24,18 @@ import (
 // the previous state in the same command; Release is a small Lua script,
 // since it deletes only while the token matches. The client reconnects by
 // itself when Redis comes back.
+//
+// A Redis value is a view, with its own key prefix, of one connection:
+// the client, the timeout and the pipelining of concurrent commands
+// (see batcher). WithPrefix returns another view of the same connection,
+// so that routes sharing a Redis share its batching.
 type Redis struct {
+	*redisConn
+	prefix string
+}
+
+type redisConn struct {
 	client   redis.UniversalClient
-	prefix   string
 	timeout  time.Duration
 	sets     *batcher
 	cleanups chan struct{} // bounds the orphan cleanups running at once
@@ -40,14 +46,25 @@ var releaseScript = redis.NewScript(`
 if redis.call('GET', KEYS[1]) == ARGV[1] then return redis.call('DEL', KEYS[1]) end
 return 0`)
 
-// NewRedis returns a store over client. Keys start with prefix; timeout
-// bounds each operation (default DefaultTimeout). Close stops the store's
-// goroutines but does not close the client, which may be shared.
+// NewRedis returns a store over client, with keys starting with prefix;
+// timeout bounds each operation (default DefaultTimeout). The client must
+// have ContextTimeoutEnabled set, so that the timeout also cuts a read or
+// write that Redis leaves hanging. Close stops the store's goroutines but
+// does not close the client.
 func NewRedis(client redis.UniversalClient, prefix string, timeout time.Duration) *Redis {
 	if timeout <= 0 {
 		timeout = DefaultTimeout
 	}
-	return &Redis{client: client, prefix: prefix, timeout: timeout, sets: newBatcher(client), cleanups: make(chan struct{}, 256)}
+	c := &redisConn{client: client, timeout: timeout, cleanups: make(chan struct{}, 256)}
+	c.sets = newBatcher(client, timeout, c.forget)
+	return &Redis{redisConn: c, prefix: prefix}
+}
+
+// WithPrefix returns a store whose keys start with prefix, over the same
+// connection: same client, timeout and pipelining. Closing either closes
+// both.
+func (r *Redis) WithPrefix(prefix string) *Redis {
+	return &Redis{redisConn: r.redisConn, prefix: prefix}
 }
 
 // RedisKey returns the Redis key of an event under prefix.
@@ -56,7 +73,9 @@ func RedisKey(prefix string, k Key) string { return prefix + k.Provider + ":" + 
 func unavailable(err error) error { return fmt.Errorf("%w: %w", ErrUnavailable, err) }
 
 // Claim implements Store: SET key token NX PX ttl GET. The reply is the
-// previous value: none (claimed), "done", or another claim's token.
+// previous value: none (claimed), "done", or another claim's token. A
+// claim that fails is never left behind: one that may have been written is
+// deleted again (see forget).
 func (r *Redis) Claim(ctx context.Context, key Key, ttl time.Duration) (Claim, error) {
 	if !key.valid() {
 		return Claim{Key: key}, ErrInvalidKey
@@ -66,12 +85,11 @@ func (r *Redis) Claim(ctx context.Context, key Key, ttl time.Duration) (Claim, e
 	ctx, cancel := context.WithTimeout(ctx, r.timeout)
 	defer cancel()
 	prev, err := r.sets.set(ctx, RedisKey(r.prefix, key), hex.EncodeToString(c.token[:]),
-		redis.SetArgs{Mode: "NX", TTL: ttl, Get: true})
+		redis.SetArgs{Mode: "NX", TTL: ttl, Get: true}, true)
 	switch {
 	case err == redis.Nil:
 		c.Outcome = Claimed
 	case err != nil:
-		r.forget(c)
 		return Claim{Key: key}, unavailable(err)
 	case prev == doneValue:
 		c.Outcome = Done
@@ -89,7 +107,7 @@ const doneValue = "done"
 func (r *Redis) Commit(ctx context.Context, c Claim, ttl time.Duration) error {
 	ctx, cancel := context.WithTimeout(ctx, r.timeout)
 	defer cancel()
-	prev, err := r.sets.set(ctx, RedisKey(r.prefix, c.Key), doneValue, redis.SetArgs{TTL: ttl, Get: true})
+	prev, err := r.sets.set(ctx, RedisKey(r.prefix, c.Key), doneValue, redis.SetArgs{TTL: ttl, Get: true}, false)
 	if err != nil && err != redis.Nil {
 		return unavailable(err)
 	}
@@ -99,13 +117,13 @@ func (r *Redis) Commit(ctx context.Context, c Claim, ttl time.Duration) error {
 	return nil
 }
 
-// forget deletes, in the background, a claim whose SET may have reached
-// Redis with only its reply lost: left alone, it would turn every retry
-// away as in flight until it expires. The token check makes this safe
-// whatever happened since. It retries while Redis does not answer, for
-// about 12 s; at most 256 run at once, and past that the claim's own TTL
-// frees it.
-func (r *Redis) forget(c Claim) {
+// forget deletes, in the background, a claim that was or may have been
+// written although its caller was told it failed (a reply lost, or a
+// caller that stopped waiting): left alone, it would turn every retry away
+// as in flight until it expires. The token check makes this safe whatever
+// happened since. It retries while Redis does not answer, for about 12 s;
+// at most 256 run at once, and past that the claim's own TTL frees it.
+func (r *redisConn) forget(key, token string) {
 	select {
 	case r.cleanups <- struct{}{}:
 	default:
@@ -114,7 +132,7 @@ func (r *Redis) forget(c Claim) {
 	go func() {
 		defer func() { <-r.cleanups }()
 		for wait := 50 * time.Millisecond; wait < 10*time.Second; wait *= 2 {
-			if r.Release(context.Background(), c) == nil {
+			if r.release(context.Background(), key, token) == nil {
 				return
 			}
 			select {
@@ -126,14 +144,18 @@ func (r *Redis) forget(c Claim) {
 	}()
 }
 
-// Release implements Store.
-func (r *Redis) Release(ctx context.Context, c Claim) error {
+func (r *redisConn) release(ctx context.Context, key, token string) error {
 	ctx, cancel := context.WithTimeout(ctx, r.timeout)
 	defer cancel()
-	if err := releaseScript.Run(ctx, r.client, []string{RedisKey(r.prefix, c.Key)}, hex.EncodeToString(c.token[:])).Err(); err != nil {
+	if err := releaseScript.Run(ctx, r.client, []string{key}, token).Err(); err != nil {
 		return unavailable(err)
 	}
 	return nil
+}
+
+// Release implements Store.
+func (r *Redis) Release(ctx context.Context, c Claim) error {
+	return r.release(ctx, RedisKey(r.prefix, c.Key), hex.EncodeToString(c.token[:]))
 }
 
 // ErrTooOld: the server predates Redis 7.0, whose SET ... NX ... GET the
@@ -184,105 +206,13 @@ func majorVersion(v string) int {
 	return n
 }
 
-// Close implements Store: it stops the store's pipeline executors (later
-// calls go to the client directly) and leaves the client open.
+// Close implements Store: it stops the connection's pipeline executors,
+// once they have sent what was queued (later calls go to the client
+// directly), and leaves the client open. It closes every view of the
+// connection (see WithPrefix).
 func (r *Redis) Close() error {
 	r.sets.close()
 	return nil
-}
-
-// RedisOptions configures a Redis client: one address for a single server,
-// several for a Cluster, or Sentinel addresses with MasterName.
-type RedisOptions struct {
-	Addrs            []string
-	Username         string
-	Password         string
-	DB               int
-	MasterName       string // Sentinel: the monitored master's name
-	SentinelUsername string
-	SentinelPassword string
-	Cluster          bool // one address that is a Cluster endpoint
-	TLS              bool
-	TLSCAFile        string // PEM CA bundle; default the system roots
-	TLSServerName    string
-	TLSCertFile      string // client certificate, for mutual TLS
-	TLSKeyFile       string
-	DialTimeout      time.Duration
-	ReadTimeout      time.Duration
-	WriteTimeout     time.Duration
-	PoolSize         int
-}
-
-// NewRedisClient returns a go-redis client for o. It does not connect.
-func NewRedisClient(o RedisOptions) (redis.UniversalClient, error) {
-	if len(o.Addrs) == 0 {
-		return nil, errors.New("redis: at least one address is required")
-	}
-	if o.DB != 0 && (o.Cluster || (len(o.Addrs) > 1 && o.MasterName == "")) {
-		return nil, errors.New("redis: db must be 0 with Redis Cluster")
-	}
-	u := &redis.UniversalOptions{
-		Addrs:                 o.Addrs,
-		Username:              o.Username,
-		Password:              o.Password,
-		DB:                    o.DB,
-		MasterName:            o.MasterName,
-		SentinelUsername:      o.SentinelUsername,
-		SentinelPassword:      o.SentinelPassword,
-		IsClusterMode:         o.Cluster,
-		DialTimeout:           o.DialTimeout,
-		ReadTimeout:           o.ReadTimeout,
-		WriteTimeout:          o.WriteTimeout,
-		PoolSize:              o.PoolSize,
-		ContextTimeoutEnabled: true, // each operation's timeout bounds reads and writes too
-		ClientName:            "caddy-webhook",
-	}
-	if o.TLS {
-		cfg, err := o.tlsConfig()
-		if err != nil {
-			return nil, err
-		}
-		u.TLSConfig = cfg
-	}
-	return redis.NewUniversalClient(u), nil
-}
-
-func (o RedisOptions) tlsConfig() (*tls.Config, error) {
-	cfg := &tls.Config{MinVersion: tls.VersionTLS12, ServerName: o.TLSServerName}
-	if o.TLSCAFile != "" {
-		pem, err := os.ReadFile(o.TLSCAFile)
-		if err != nil {
-			return nil, fmt.Errorf("redis tls ca file: %w", err)
-		}
-		pool := x509.NewCertPool()
-		if !pool.AppendCertsFromPEM(pem) {
-			return nil, fmt.Errorf("redis tls ca file %s: no PEM certificates", o.TLSCAFile)
-		}
-		cfg.RootCAs = pool
-	}
-	if (o.TLSCertFile == "") != (o.TLSKeyFile == "") {
-		return nil, errors.New("redis tls: set both cert file and key file, or neither")
-	}
-	if o.TLSCertFile != "" {
-		cert, err := tls.LoadX509KeyPair(o.TLSCertFile, o.TLSKeyFile)
-		if err != nil {
-			return nil, fmt.Errorf("redis tls client certificate: %w", err)
-		}
-		cfg.Certificates = []tls.Certificate{cert}
-	}
-	return cfg, nil
-}
-
-// String describes the options without secrets, for logs.
-func (o RedisOptions) String() string {
-	mode := "single"
-	switch {
-	case o.MasterName != "":
-		mode = "sentinel(" + o.MasterName + ")"
-	case o.Cluster || len(o.Addrs) > 1:
-		mode = "cluster"
-	}
-	return mode + " " + fmt.Sprint(o.Addrs) + " db=" + strconv.Itoa(o.DB) + " tls=" + strconv.FormatBool(o.TLS)
 }
 
 var _ Store = (*Redis)(nil)

@@ -1,0 +1,207 @@
+package dedupe
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"slices"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/redis/go-redis/v9"
+
+	"github.com/wagate/caddy-webhook/internal/redistest"
+)
+
+// gate is a go-redis hook that holds every SET, alone or in a pipeline,
+// until the test lets it through: a Redis that has the command and has
+// not answered yet. It ignores the command's context, as a command
+// already written cannot be taken back.
+type gate struct {
+	entered chan held
+	off     atomic.Bool // lets every command through
+}
+
+type held struct {
+	keys    []string
+	release chan struct{}
+}
+
+func (g *gate) DialHook(next redis.DialHook) redis.DialHook { return next }
+
+func (g *gate) ProcessHook(next redis.ProcessHook) redis.ProcessHook {
+	return func(ctx context.Context, cmd redis.Cmder) error {
+		if cmd.Name() == "set" {
+			g.hold([]redis.Cmder{cmd})
+		}
+		return next(ctx, cmd)
+	}
+}
+
+func (g *gate) ProcessPipelineHook(next redis.ProcessPipelineHook) redis.ProcessPipelineHook {
+	return func(ctx context.Context, cmds []redis.Cmder) error {
+		if !slices.ContainsFunc(cmds, func(c redis.Cmder) bool { return c.Name() != "set" }) {
+			g.hold(cmds) // a batch of SETs, not a connection's set-up
+		}
+		return next(ctx, cmds)
+	}
+}
+
+func (g *gate) hold(cmds []redis.Cmder) {
+	if g.off.Load() {
+		return
+	}
+	h := held{release: make(chan struct{})}
+	for _, c := range cmds {
+		h.keys = append(h.keys, fmt.Sprint(c.Args()[1]))
+	}
+	g.entered <- h
+	<-h.release
+}
+
+// gatedStore returns a store over its own redis-server whose SETs wait
+// at the returned gate.
+func gatedStore(t *testing.T, timeout time.Duration) (*Redis, *gate) {
+	t.Helper()
+	srv, err := redistest.Start()
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(srv.Close)
+	client := redis.NewClient(&redis.Options{Addr: srv.Addr, ContextTimeoutEnabled: true})
+	t.Cleanup(func() { client.Close() })
+	g := &gate{entered: make(chan held, 64)}
+	client.AddHook(g)
+	r := NewRedis(client, "gated:", timeout)
+	t.Cleanup(func() { r.Close() })
+	return r, g
+}
+
+// waitFor polls cond until it holds, for at most 5 s.
+func waitFor(t *testing.T, what string, cond func() bool) {
+	t.Helper()
+	for deadline := time.Now().Add(5 * time.Second); !cond(); time.Sleep(time.Millisecond) {
+		if time.Now().After(deadline) {
+			t.Fatalf("timed out waiting for %s", what)
+		}
+	}
+}
+
+type result struct {
+	id  string
+	c   Claim
+	err error
+}
+
+func claimAsync(r *Redis, ctx context.Context, id string, out chan<- result) {
+	go func() {
+		c, err := r.Claim(ctx, Key{Provider: "p", ID: id}, time.Minute)
+		out <- result{id, c, err}
+	}()
+}
+
+// occupy starts one claim that goes straight to Redis and one per
+// pipeline executor, and returns them held at the gate: from then on a
+// claim waits in the queue.
+func occupy(t *testing.T, r *Redis, g *gate, out chan<- result) []held {
+	t.Helper()
+	var hs []held
+	for i := 0; i <= executors; i++ {
+		claimAsync(r, context.Background(), fmt.Sprint("occupier-", i), out)
+		hs = append(hs, <-g.entered)
+	}
+	return hs
+}
+
+func (r *Redis) exists(t *testing.T, id string) bool {
+	t.Helper()
+	n, err := r.client.Exists(context.Background(), RedisKey(r.prefix, Key{Provider: "p", ID: id})).Result()
+	if err != nil {
+		t.Fatal(err)
+	}
+	return n == 1
+}
+
+// TestGoneCallerClaimIsNotSent: a claim whose caller gave up while it
+// waited in the queue (the caller got an error) is never sent: sent
+// later, it would be an in-flight key that answers every retry 409 until
+// in_flight_ttl runs out.
+func TestGoneCallerClaimIsNotSent(t *testing.T) {
+	r, g := gatedStore(t, 5*time.Second)
+	out := make(chan result, 16)
+	hs := occupy(t, r, g, out)
+
+	ctx, cancel := context.WithCancel(context.Background())
+	gone := make(chan result, 1)
+	claimAsync(r, ctx, "gone", gone)
+	waitFor(t, "the claim to wait in the queue", func() bool { return len(r.sets.queue) == 1 })
+	cancel()
+	if res := <-gone; !errors.Is(res.err, ErrUnavailable) || !errors.Is(res.err, context.Canceled) {
+		t.Fatalf("cancelled claim: %v, want ErrUnavailable and context.Canceled", res.err)
+	}
+	claimAsync(r, context.Background(), "after", out) // queued behind it
+	waitFor(t, "the next claim to queue", func() bool { return len(r.sets.queue) == 2 })
+
+	close(hs[1].release) // one executor is free: it takes what is queued
+	next := <-g.entered
+	if slices.Contains(next.keys, RedisKey(r.prefix, Key{Provider: "p", ID: "gone"})) {
+		t.Errorf("the cancelled claim was sent after its caller got an error: %v", next.keys)
+	}
+	close(next.release)
+	for _, h := range append(hs[:1:1], hs[2:]...) {
+		close(h.release)
+	}
+	for range executors + 2 {
+		if res := <-out; res.err != nil || res.c.Outcome != Claimed {
+			t.Errorf("claim %s: %v %v, want claimed", res.id, res.c.Outcome, res.err)
+		}
+	}
+	if r.exists(t, "gone") {
+		t.Error("the cancelled claim's key is in Redis: retries would be answered 409")
+	}
+}
+
+// TestBatchHonoursEachDeadline: a pipeline lives as long as its most
+// patient caller, not its least: with timeout 2s, a Redis answering after
+// 600 ms (more than the 500 ms default) serves every caller that still
+// waits, and a caller near its deadline, batched with them, fails alone.
+// Its claim, written after it gave up, is deleted again.
+func TestBatchHonoursEachDeadline(t *testing.T) {
+	r, g := gatedStore(t, 2*time.Second)
+	out := make(chan result, 16)
+	hs := occupy(t, r, g, out)
+
+	impatient := make(chan result, 1)
+	ctx, cancel := context.WithTimeout(context.Background(), 100*time.Millisecond)
+	defer cancel()
+	claimAsync(r, context.Background(), "patient-1", out)
+	claimAsync(r, ctx, "impatient", impatient)
+	claimAsync(r, context.Background(), "patient-2", out)
+	waitFor(t, "three claims to queue", func() bool { return len(r.sets.queue) == 3 })
+	start := time.Now()
+	close(hs[1].release)
+	batch := <-g.entered
+	if len(batch.keys) != 3 {
+		t.Fatalf("batch %v, want the three queued claims", batch.keys)
+	}
+	if res := <-impatient; !errors.Is(res.err, ErrUnavailable) {
+		t.Errorf("impatient claim: %v %v, want ErrUnavailable past its deadline", res.c.Outcome, res.err)
+	}
+	time.Sleep(600*time.Millisecond - time.Since(start)) // Redis is slow, not down
+	close(batch.release)
+	for _, h := range append(hs[:1:1], hs[2:]...) {
+		close(h.release)
+	}
+	for range executors + 3 {
+		if res := <-out; res.err != nil || res.c.Outcome != Claimed {
+			t.Errorf("claim %s: %v %v, want claimed", res.id, res.c.Outcome, res.err)
+		}
+	}
+	g.off.Store(true)
+	waitFor(t, "the impatient caller's claim to be deleted", func() bool { return !r.exists(t, "impatient") })
+	c, err := r.Claim(context.Background(), Key{Provider: "p", ID: "impatient"}, time.Minute)
+	if err != nil || c.Outcome != Claimed {
+		t.Errorf("retry of the impatient claim: %v %v, want claimed", c.Outcome, err)
+	}
+}
