@@ -2,13 +2,16 @@
 # Two gateway instances sharing one Redis, in front of one demo app. Sends
 # the same Wazera event to each instance: the first forwards it, the second
 # answers that it is a duplicate. Needs redis-server (Debian package
-# redis-server) unless REDIS_ADDR points at a running Redis. Runs ./caddy
-# when it is there (make build refreshes it), or else builds it first.
+# redis-server), which it starts with a demo password, unless REDIS_ADDR
+# and REDIS_PASSWORD name a running Redis (the gateway refuses a password
+# placeholder that expands to nothing: for a Redis without one, remove
+# the password lines of gateway.Caddyfile). Runs ./caddy when it is there
+# (make build refreshes it), or else builds it first.
 #
 #	examples/redis-multi/run.sh
 #
-# CADDY (a Caddy binary with this module), APP_PORT and GATEWAY_PORTS
-# ("8081 8082") override the defaults.
+# CADDY (a Caddy binary with this module), APP_PORT, GATEWAY_PORTS
+# ("8081 8082") and REDIS_PORT (6390) override the defaults.
 set -eu
 here=$(cd "$(dirname "$0")" && pwd)
 top=$(cd "$here/../.." && pwd)
@@ -19,12 +22,13 @@ trap cleanup EXIT INT TERM
 
 export WAZERA_SECRET=${WAZERA_SECRET:-demo-wazera-secret}
 export WAZAPIN_SECRET=${WAZAPIN_SECRET:-whsec_ZGVtby13YXphcGluLXNlY3JldA==}
-export REDIS_PASSWORD=${REDIS_PASSWORD:-}
+export REDIS_PASSWORD=${REDIS_PASSWORD:-demo-redis-password}
 export APP_PORT=${APP_PORT:-9091} APP_ADDR=127.0.0.1:${APP_PORT:-9091}
 
 if [ -z "${REDIS_ADDR:-}" ]; then
-	export REDIS_ADDR=127.0.0.1:6390
-	redis-server --port 6390 --bind 127.0.0.1 --save '' --appendonly no --dir "$tmp" --logfile "$tmp/redis.log" &
+	port=${REDIS_PORT:-6390}
+	export REDIS_ADDR=127.0.0.1:$port
+	redis-server --port "$port" --bind 127.0.0.1 --requirepass "$REDIS_PASSWORD" --save '' --appendonly no --dir "$tmp" --logfile "$tmp/redis.log" &
 	pids="$pids $!"
 fi
 
