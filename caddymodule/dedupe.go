@@ -39,7 +39,11 @@ type Dedupe struct {
 
 // Redis holds the options users know from other Caddy Redis modules. One
 // address is a single server; several are a Cluster; with master_name they
-// are Sentinels. Every string takes placeholders such as {env.REDIS_PASSWORD}.
+// are Sentinels. Every string takes placeholders such as {env.REDIS_PASSWORD};
+// a placeholder that is unknown or expands to nothing is a config error
+// (an unset {env.REDIS_ADDR} never means a local Redis). Routes whose redis
+// blocks expand to the same options share one connection and its
+// pipelining, each under its own key_prefix.
 type Redis struct {
 	Address          []string `json:"address,omitempty"`
 	Username         string   `json:"username,omitempty"`
