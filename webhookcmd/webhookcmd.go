@@ -5,6 +5,11 @@
 //	caddy webhook sign  --provider P --secret S [--id ID] [--timestamp T] [--form F] [--file body.json]
 //	caddy webhook send  --provider P --secret S --url URL [--event TYPE] [--file body.json] [--repeat N] [--tamper]
 //	caddy webhook check --provider P --secret S --file request.http [--at T]
+//	caddy webhook replay --archive DIR --to URL [--provider P] [--since 2h | --from T] [--until T]
+//	                     [--event-id ID ...] [--all] [--format cloudevents|raw] [--rate N] [--dry-run]
+//	                     [--redis ADDR [--key-prefix P]]
+//	caddy webhook archive ls --archive DIR [--provider P] [--verdict V] [--since D]
+//	caddy webhook archive show --archive DIR RECORD
 package webhookcmd
 
 import (
@@ -26,7 +31,7 @@ import (
 func init() {
 	caddycmd.RegisterCommand(caddycmd.Command{
 		Name:  "webhook",
-		Usage: "sign|send|check --provider <name> --secret <secret> ...",
+		Usage: "sign|send|check|replay|archive ...",
 		Short: "Signs, sends and checks webhooks as each provider does",
 		Long: `
 Signs, sends and checks webhook requests the way each provider does, with
@@ -36,11 +41,13 @@ the same code that verifies them in the webhook_verify handler. Providers:
   sign   prints the headers the provider would send for a body
   send   posts a realistic signed sample event to a URL
   check  says whether a captured HTTP request verifies, and if not, why
+  replay sends archived events the upstream never accepted
+  archive lists (ls) and shows (show) the archived requests
 
 The secret is never printed. Run "caddy webhook <command> --help" for
 each command's flags.`,
 		CobraFunc: func(cmd *cobra.Command) {
-			cmd.AddCommand(signCommand(), sendCommand(), checkCommand())
+			cmd.AddCommand(signCommand(), sendCommand(), checkCommand(), replayCommand(), archiveCommand())
 		},
 	})
 }
