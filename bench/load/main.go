@@ -66,6 +66,7 @@ var (
 	matrix    = flag.Bool("matrix", false, "run the whole matrix: dedupe memory,redis x body 1KB,64KB,1MB x c 1,32,256 x format cloudevents,raw")
 	pin       = flag.Bool("pin", false, "the pinned method: Caddy on core 1, the rest on core 0, rounds of -n requests; defaults -provider wazera -body 800B -c 32 -rounds 5")
 	perRound  = flag.Int("n", 10000, "requests per round with -pin")
+	profile   = flag.String("cpuprofile", "", "with -pin: after the rounds, write a 10 s CPU profile of Caddy under gateway load to this file (go tool pprof -top FILE)")
 )
 
 const secret = "whsec_bG9hZC10b29sLXNlY3JldA=="
@@ -310,11 +311,35 @@ func pinnedRow(g *caddyProc, upstream, redisAddr, dd, format, body string, c int
 		tput = append(tput, rb.rps()/ra.rps())
 		cpu = append(cpu, (rb.cpu/float64(rb.requests))/(ra.cpu/float64(ra.requests)))
 	}
+	if *profile != "" {
+		profileGateway(g, src, c, dd)
+	}
 	perReq := func(x result, cpu float64) float64 { return cpu / float64(x.requests) * 1e6 }
 	fmt.Printf("| %s | %s | %s | %d | **%.3f** (%s) | **%.3f** (%s) | %.2f / %.2f | %.2f / %.2f | **%.2f** | %.0f / %.0f | %.1f / %.1f | %.1f | %d / %d |\n",
 		dd, format, body, c, median(tput), spread(tput), median(cpu), spread(cpu),
 		a.pct(.50), b.pct(.50), a.pct(.99), b.pct(.99), b.pct(.99)/a.pct(.99),
 		a.rps(), b.rps(), perReq(a, a.cpu), perReq(b, b.cpu), perReq(b, b.redisCPU), a.errors, b.errors)
+}
+
+// profileGateway writes a CPU profile of Caddy taken while the gateway
+// route is under load, one file per dedupe store.
+func profileGateway(g *caddyProc, src *sim.Source, c int, dd string) {
+	done := make(chan []byte)
+	go func() {
+		resp, err := http.Get(fmt.Sprintf("http://localhost:%d/debug/pprof/profile?seconds=10", g.admin))
+		if err != nil {
+			log.Fatal(err)
+		}
+		b, _ := io.ReadAll(resp.Body)
+		resp.Body.Close()
+		done <- b
+	}()
+	runRound(g, src, "gw", c, 11*time.Second, 0)
+	file := strings.TrimSuffix(*profile, filepath.Ext(*profile)) + "-" + dd + filepath.Ext(*profile)
+	if err := os.WriteFile(file, <-done, 0o644); err != nil {
+		log.Fatal(err)
+	}
+	fmt.Fprintf(os.Stderr, "CPU profile of Caddy under gateway load (%s): %s\n", dd, file)
 }
 
 func median(xs []float64) float64 {
