@@ -60,22 +60,45 @@ func (g *gate) hold(cmds []redis.Cmder) {
 	<-h.release
 }
 
-// gatedStore returns a store over its own redis-server whose SETs wait
-// at the returned gate.
-func gatedStore(t *testing.T, timeout time.Duration) (*Redis, *gate) {
+// gatedStore returns a store over its own redis-server, or its own
+// 3-master Cluster, whose SETs wait at the returned gate.
+func gatedStore(t *testing.T, kind string, timeout time.Duration) (*Redis, *gate) {
 	t.Helper()
-	srv, err := redistest.Start()
-	if err != nil {
+	var addrs []string
+	switch kind {
+	case "single":
+		srv, err := redistest.Start()
+		if err != nil {
+			t.Fatal(err)
+		}
+		t.Cleanup(srv.Close)
+		addrs = []string{srv.Addr}
+	case "cluster":
+		c, err := redistest.StartCluster()
+		if err != nil {
+			t.Fatal(err)
+		}
+		t.Cleanup(c.Close)
+		addrs = c.Addrs()
+	}
+	client := redis.NewUniversalClient(&redis.UniversalOptions{Addrs: addrs, ContextTimeoutEnabled: true})
+	t.Cleanup(func() { client.Close() })
+	// the cluster's slot map first, so that no SET waits behind it
+	if err := client.Ping(context.Background()).Err(); err != nil {
 		t.Fatal(err)
 	}
-	t.Cleanup(srv.Close)
-	client := redis.NewClient(&redis.Options{Addr: srv.Addr, ContextTimeoutEnabled: true})
-	t.Cleanup(func() { client.Close() })
 	g := &gate{entered: make(chan held, 64)}
 	client.AddHook(g)
 	r := NewRedis(client, "gated:", timeout)
 	t.Cleanup(func() { r.Close() })
 	return r, g
+}
+
+// onEach runs test against a single server and a Cluster.
+func onEach(t *testing.T, test func(t *testing.T, kind string)) {
+	for _, kind := range []string{"single", "cluster"} {
+		t.Run(kind, func(t *testing.T) { test(t, kind) })
+	}
 }
 
 // waitFor polls cond until it holds, for at most 5 s.
@@ -127,8 +150,10 @@ func (r *Redis) exists(t *testing.T, id string) bool {
 // waited in the queue (the caller got an error) is never sent: sent
 // later, it would be an in-flight key that answers every retry 409 until
 // in_flight_ttl runs out.
-func TestGoneCallerClaimIsNotSent(t *testing.T) {
-	r, g := gatedStore(t, 5*time.Second)
+func TestGoneCallerClaimIsNotSent(t *testing.T) { onEach(t, goneCallerClaimIsNotSent) }
+
+func goneCallerClaimIsNotSent(t *testing.T, kind string) {
+	r, g := gatedStore(t, kind, 5*time.Second)
 	out := make(chan result, 16)
 	hs := occupy(t, r, g, out)
 
@@ -167,8 +192,10 @@ func TestGoneCallerClaimIsNotSent(t *testing.T) {
 // 600 ms (more than the 500 ms default) serves every caller that still
 // waits, and a caller near its deadline, batched with them, fails alone.
 // Its claim, written after it gave up, is deleted again.
-func TestBatchHonoursEachDeadline(t *testing.T) {
-	r, g := gatedStore(t, 2*time.Second)
+func TestBatchHonoursEachDeadline(t *testing.T) { onEach(t, batchHonoursEachDeadline) }
+
+func batchHonoursEachDeadline(t *testing.T, kind string) {
+	r, g := gatedStore(t, kind, 2*time.Second)
 	out := make(chan result, 16)
 	hs := occupy(t, r, g, out)
 
