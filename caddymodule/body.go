@@ -12,20 +12,23 @@ import (
 	"github.com/wagate/caddy-webhook/verify"
 )
 
-// A body is read once into a buffer and forwarded from there, never
-// copied. The buffer keeps room before the body, where the CloudEvent's
-// head is written, and after it, for the tail: the event is then one
-// contiguous slice around the body's bytes, which net/http sends with the
-// headers in one write (it does that only for in-memory readers).
+// A body is read once into a pooled buffer. The buffer follows what
+// actually arrived, not what the request declares: it starts from the pool
+// and doubles as bytes come in, up to what the declared Content-Length (or
+// max_body) can need, so a client that sends headers and no body pins one
+// small buffer.
 //
-// The buffer follows what actually arrived, not what the request
-// declares: it starts from the pool and doubles as bytes come in, up to
-// what the declared Content-Length (or max_body) can need, so a client
-// that sends headers and no body pins one small buffer. The handler owns
-// the buffer until it hands the body to the next handler: release, which
-// it defers, puts the buffer back in the pool unless the body was handed
-// off (the transport may read it, or call GetBody to resend it, after the
-// handler has returned).
+// What is forwarded is one contiguous in-memory slice, which net/http
+// sends with the headers in one write (it does that only for in-memory
+// readers). A body up to copyLimit is forwarded from an exact copy (the
+// CloudEvent's head, the payload, the tail; or the raw bytes), so its
+// buffer goes back to the pool when the handler returns. A larger one is
+// forwarded in place: the buffer keeps room before the body, where the
+// CloudEvent's head is written, and after it, for the tail, and it is
+// handed to the next handler for good (the transport may read it, or call
+// GetBody to resend it, after the handler has returned). The handler owns
+// the buffer until then: release, which it defers, puts it back in the
+// pool unless it was handed off.
 
 const (
 	headroom = 2048 // room for the CloudEvent head; longer heads use a MultiReader
@@ -36,7 +39,12 @@ const (
 	// maxPooled is the largest buffer put back in the pool; bigger ones are
 	// left to the garbage collector rather than held between requests.
 	maxPooled = 256 << 10
+	// copyLimit is the largest body forwarded from a copy: copying it costs
+	// less than the garbage of a buffer that never returns to the pool.
+	copyLimit = 64 << 10
 )
+
+var cloudEventType = []string{verify.CloudEventContentType} // shared, never changed
 
 var buffers = sync.Pool{New: func() any { b := make([]byte, 0, pooledSize); return &b }}
 
@@ -97,20 +105,36 @@ func (b *body) release() {
 }
 
 // handOff makes the request's body the normalised event when ev is not
-// nil, the bytes as received otherwise, and gives the buffer up to the
-// next handler.
+// nil, the bytes as received otherwise.
 func (b *body) handOff(r *http.Request, ev *verify.Event) {
 	if ev != nil {
-		b.cloudEvent(r, ev)
-	} else {
-		set(r, b.Bytes())
+		r.Header["Content-Type"] = cloudEventType
 	}
-	b.buf = nil
+	if len(b.Bytes()) > copyLimit {
+		if ev != nil {
+			b.cloudEvent(r, ev)
+		} else {
+			set(r, b.Bytes())
+		}
+		b.buf = nil // the next handler's now
+		return
+	}
+	var out []byte
+	if ev != nil {
+		var scratch [1024]byte
+		head := ev.AppendCloudEventHead(scratch[:0])
+		payload := ev.Payload()
+		out = make([]byte, 0, len(head)+len(payload)+tailroom)
+		out = append(append(append(out, head...), payload...), verify.CloudEventTail...)
+	} else {
+		out = append(make([]byte, 0, len(b.Bytes())), b.Bytes()...)
+	}
+	set(r, out) // the buffer stays ours: release puts it back
 }
 
-// cloudEvent makes the normalised event the request body.
+// cloudEvent makes the normalised event the request body, in place around
+// the payload.
 func (b *body) cloudEvent(r *http.Request, ev *verify.Event) {
-	r.Header.Set("Content-Type", verify.CloudEventContentType)
 	var scratch [1024]byte
 	head := ev.AppendCloudEventHead(scratch[:0])
 	payload := ev.Payload() // a slice of the buffer, after the headroom

@@ -716,8 +716,12 @@ func TestLongTextAndWhitespace(t *testing.T) {
 	v := signer(t, verify.Wazera)
 	now := time.Now().UTC().Format(time.RFC3339)
 	for name, body := range map[string]string{
-		"long text":  `{"event":"message.received","timestamp":"` + now + `","data":{"message_id":"m-` + fmt.Sprint(time.Now().UnixNano()) + `","text":"` + strings.Repeat(`Halo kak \"x\" é ✓ `, 300) + `"}}`,
-		"whitespace": "\n  {\"event\":\"message.read\",\"timestamp\":\"" + now + "\",\"data\":{\"message_id\":\"w-" + fmt.Sprint(time.Now().UnixNano()) + "\"}}\r\n\n",
+		"long text": `{"event":"message.received","timestamp":"` + now + `","data":{"message_id":"m-` + fmt.Sprint(time.Now().UnixNano()) + `","text":"` + strings.Repeat(`Halo kak \"x\" é ✓ `, 300) + `"}}`,
+		// over 64 KiB the event is built in place around the body, and a
+		// head longer than the room before it goes out as three readers
+		"long text, large body": `{"event":"message.received","timestamp":"` + now + `","data":{"message_id":"l-` + fmt.Sprint(time.Now().UnixNano()) + `","text":"` + strings.Repeat(`Halo kak \"x\" é ✓ `, 300) + `"},"note":"` + strings.Repeat("n", 80<<10) + `"}`,
+		"large body":            `{"event":"message.received","timestamp":"` + now + `","data":{"message_id":"b-` + fmt.Sprint(time.Now().UnixNano()) + `","text":"hi"},"note":"` + strings.Repeat("n", 80<<10) + `"}`,
+		"whitespace":            "\n  {\"event\":\"message.read\",\"timestamp\":\"" + now + "\",\"data\":{\"message_id\":\"w-" + fmt.Sprint(time.Now().UnixNano()) + "\"}}\r\n\n",
 	} {
 		t.Run(name, func(t *testing.T) {
 			h, _ := v.Sign([]byte(body), verify.SignOptions{})

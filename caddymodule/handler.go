@@ -96,13 +96,15 @@ type Handler struct {
 	// Custom describes a provider that is not built in (provider "custom").
 	Custom *verify.Custom `json:"custom,omitempty"`
 
-	verifier *verify.Verifier
-	store    dedupe.Store
-	poolKey  string
-	enforce  bool
-	logger   *zap.Logger
-	metrics  *metrics
-	count    counters
+	verifier   *verify.Verifier
+	nameHeader []string // the Webhook-Provider header's value, shared by every request
+	nameValue  any      // the provider placeholder's value, boxed once
+	store      dedupe.Store
+	poolKey    string
+	enforce    bool
+	logger     *zap.Logger
+	metrics    *metrics
+	count      counters
 }
 
 // CaddyModule returns the Caddy module information.
@@ -183,6 +185,7 @@ func (h *Handler) Provision(ctx caddy.Context) error {
 		return fmt.Errorf("provider %s: %w", h.Provider, err)
 	}
 	h.count = h.metrics.forProvider(h.verifier.Name())
+	h.nameHeader, h.nameValue = []string{h.verifier.Name()}, h.verifier.Name()
 
 	switch h.Dedupe.Store {
 	case "off", "memory":
@@ -302,13 +305,12 @@ func (h *Handler) Cleanup() error {
 // through four steps: verify, claim, forward, settle (commit on a 2xx,
 // release on anything else).
 func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request, next caddyhttp.Handler) error {
-	name := h.verifier.Name()
 	repl := r.Context().Value(caddy.ReplacerCtxKey).(*caddy.Replacer)
-	repl.Set("http.webhook.provider", name)
+	repl.Set("http.webhook.provider", h.nameValue)
 	repl.Set("http.webhook.verified", false)
 	repl.Set("http.webhook.duplicate", false)
 	stripForgeable(r.Header)
-	r.Header.Set("Webhook-Provider", name)
+	r.Header["Webhook-Provider"] = h.nameHeader
 
 	if r.Method != http.MethodPost {
 		w.Header().Set("Allow", http.MethodPost)
@@ -348,10 +350,14 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request, next caddyht
 	repl.Set("http.webhook.verified", true)
 	repl.Set("http.webhook.event_id", ev.ID)
 	repl.Set("http.webhook.event_type", ev.Type)
-	r.Header.Set("Webhook-Event-Id", ev.ID)
-	r.Header.Set("Webhook-Event-Type", ev.Type)
+	// one array for the three header values (a slice of length 1 each, so
+	// an Add elsewhere copies rather than writes into it)
+	vals := [...]string{ev.ID, ev.Type}
+	hv := vals[:]
+	r.Header["Webhook-Event-Id"] = hv[0:1:1]
+	r.Header["Webhook-Event-Type"] = hv[1:2:2]
 	// the sign, for the sender, that the request passed this handler
-	w.Header().Set("Webhook-Event-Id", ev.ID)
+	w.Header()["Webhook-Event-Id"] = hv[0:1:1]
 
 	// 2. claim
 	claim, answered, err := h.claim(w, r, &ev)
