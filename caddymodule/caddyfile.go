@@ -62,6 +62,12 @@ func parseCaddyfile(h httpcaddyfile.Helper) (caddyhttp.MiddlewareHandler, error)
 //	    on_store_error open|closed
 //	    format cloudevents|raw
 //	    enforce on|off
+//	    archive <dir> {
+//	        retention <duration>         # default 7d
+//	        max_size <size>              # default 10GiB
+//	        rejected headers|body|off    # default headers
+//	        sync interval|always         # default interval
+//	    }
 //	    custom {                         # provider custom only
 //	        name <name>
 //	        signature_header <header>
@@ -138,6 +144,8 @@ func (h *Handler) UnmarshalCaddyfile(d *caddyfile.Dispenser) error {
 			err = h.unmarshalDedupe(d)
 		case "custom":
 			err = h.unmarshalCustom(d)
+		case "archive":
+			err = h.unmarshalArchive(d)
 		default:
 			return d.Errf("unrecognized subdirective %q", opt)
 		}

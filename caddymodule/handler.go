@@ -19,6 +19,7 @@ import (
 	"go.uber.org/zap"
 	"go.uber.org/zap/zapcore"
 
+	"github.com/wagate/caddy-webhook/archive"
 	"github.com/wagate/caddy-webhook/dedupe"
 	"github.com/wagate/caddy-webhook/verify"
 )
@@ -95,6 +96,8 @@ type Handler struct {
 	Enforce *bool `json:"enforce,omitempty"`
 	// Custom describes a provider that is not built in (provider "custom").
 	Custom *verify.Custom `json:"custom,omitempty"`
+	// Archive keeps every answered request in files, for replay.
+	Archive *Archive `json:"archive,omitempty"`
 
 	verifier   *verify.Verifier
 	nameHeader []string // the Webhook-Provider header's value, shared by every request
@@ -185,6 +188,9 @@ func (h *Handler) Provision(ctx caddy.Context) error {
 		return fmt.Errorf("provider %s: %w", h.Provider, err)
 	}
 	h.count = h.metrics.forProvider(h.verifier.Name())
+	if err := h.provisionArchive(ctx); err != nil {
+		return err
+	}
 	h.nameHeader, h.nameValue = []string{h.verifier.Name()}, h.verifier.Name()
 
 	switch h.Dedupe.Store {
@@ -298,7 +304,7 @@ func (h *Handler) Validate() error {
 
 // Cleanup releases the dedupe store; safe after a failed Provision.
 func (h *Handler) Cleanup() error {
-	return releaseStore(h.poolKey)
+	return errors.Join(releaseStore(h.poolKey), h.cleanupArchive())
 }
 
 // ServeHTTP implements caddyhttp.MiddlewareHandler. A request goes
@@ -309,18 +315,22 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request, next caddyht
 	repl.Set("http.webhook.provider", h.nameValue)
 	repl.Set("http.webhook.verified", false)
 	repl.Set("http.webhook.duplicate", false)
+	received := h.archiveHeader(r) // before any header is stripped
 	stripForgeable(r.Header)
 	r.Header["Webhook-Provider"] = h.nameHeader
 
 	if r.Method != http.MethodPost {
 		w.Header().Set("Allow", http.MethodPost)
+		h.archiveRequest(r, received, nil, nil, archive.Rejected, "method_not_allowed")
 		return h.reject(r, http.StatusMethodNotAllowed, "method_not_allowed", errMethod, "")
 	}
 	body, err := readBody(w, r, h.MaxBody)
 	if err != nil {
 		if _, ok := errors.AsType[*http.MaxBytesError](err); ok {
+			h.archiveRequest(r, received, nil, nil, archive.Rejected, "body_too_large")
 			return h.reject(r, http.StatusRequestEntityTooLarge, "body_too_large", errTooLarge, "")
 		}
+		h.archiveRequest(r, received, nil, nil, archive.Rejected, "body_unreadable")
 		return h.reject(r, http.StatusBadRequest, "body_unreadable", errUnreadable, "")
 	}
 	defer body.release() // a no-op once the body is handed to the next handler
@@ -333,8 +343,9 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request, next caddyht
 		_, reason := classify(verr)
 		h.logReject(r, reason, verr, "", "forwarded: enforce off")
 		h.count.unverified.Inc()
+		ref, _ := h.archiveRequest(r, received, body.Bytes(), nil, archive.Unverified, reason)
 		body.handOff(r, nil) // as received, signatures included: the app may check them
-		return h.deliver(w, r, next, dedupe.Claim{}, "")
+		return h.deliver(w, r, next, dedupe.Claim{}, "", ref)
 	}
 	if verr != nil || h.Format == "cloudevents" {
 		// checked: keep signatures out of Caddy's logs, and out of the
@@ -345,6 +356,7 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request, next caddyht
 	}
 	if verr != nil {
 		status, reason := classify(verr)
+		h.archiveRequest(r, received, body.Bytes(), nil, archive.Rejected, reason)
 		return h.reject(r, status, reason, verr, "")
 	}
 	repl.Set("http.webhook.verified", true)
@@ -362,7 +374,24 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request, next caddyht
 	// 2. claim
 	claim, answered, err := h.claim(w, r, &ev)
 	if answered {
+		verdict := archive.StoreError
+		switch claim.Outcome {
+		case dedupe.InFlight:
+			verdict = archive.InFlight
+		case dedupe.Done:
+			verdict = archive.Duplicate
+		}
+		h.archiveRequest(r, received, body.Bytes(), &ev, verdict, "")
 		return err // a duplicate, in flight, or a store error with on_store_error closed
+	}
+	// the record is in the file before the upstream sees the event
+	ref, aerr := h.archiveRequest(r, received, body.Bytes(), &ev, archive.Verified, "")
+	if aerr != nil && h.OnStoreError == "closed" {
+		if claim.Outcome == dedupe.Claimed {
+			h.store.Release(context.WithoutCancel(r.Context()), claim)
+		}
+		w.Header().Set("Retry-After", "30")
+		return h.reject(r, http.StatusServiceUnavailable, "store_unavailable", errStore, ev.ID)
 	}
 
 	// 3. forward, 4. settle
@@ -372,7 +401,7 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request, next caddyht
 	} else {
 		body.handOff(r, nil)
 	}
-	return h.deliver(w, r, next, claim, ev.ID)
+	return h.deliver(w, r, next, claim, ev.ID, ref)
 }
 
 // claim claims the event in the dedupe store. answered reports that the
@@ -409,13 +438,23 @@ func (h *Handler) claim(w http.ResponseWriter, r *http.Request, ev *verify.Event
 // one: commit when the upstream accepted the event (2xx), release on
 // anything else, including a handler error, a cancelled request and a
 // panic, so that the provider's retry gets through.
-func (h *Handler) deliver(w http.ResponseWriter, r *http.Request, next caddyhttp.Handler, claim dedupe.Claim, eventID string) error {
+func (h *Handler) deliver(w http.ResponseWriter, r *http.Request, next caddyhttp.Handler, claim dedupe.Claim, eventID string, ref archive.Ref) error {
 	status := 0
-	if claim.Outcome == dedupe.Claimed {
-		defer func() { h.settle(r, claim, status, eventID) }() // runs on a panic too, with status 0
-	}
+	var err error
+	start := time.Now()
+	defer func() { // runs on a panic too, with status 0
+		settled := archive.None
+		if claim.Outcome == dedupe.Claimed {
+			h.settle(r, claim, status, eventID)
+			settled = archive.Released
+			if status >= 200 && status < 300 {
+				settled = archive.Committed
+			}
+		}
+		h.archiveOutcome(ref, status, err, time.Since(start), settled)
+	}()
 	rec := caddyhttp.NewResponseRecorder(w, nil, nil)
-	err := next.ServeHTTP(rec, r)
+	err = next.ServeHTTP(rec, r)
 	status = rec.Status()
 	if status == 0 && err == nil {
 		status = http.StatusOK // nothing written and no error: net/http answers 200
