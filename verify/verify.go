@@ -37,6 +37,7 @@ import (
 	"net/http"
 	"slices"
 	"sort"
+	"sync"
 	"time"
 )
 
@@ -325,6 +326,10 @@ type request struct {
 	signed []part // the template this request is signed with, where the signature header chooses it
 }
 
+// overlapMin is the body size from which the passes over the body run in
+// parallel: below it, starting goroutines costs more than they save.
+const overlapMin = 128 << 10
+
 func (v *Verifier) verify(h http.Header, body []byte, ev *Event) error {
 	// The signature and the signed headers. A signed header that is absent
 	// fails like an absent signature: the request cannot be authenticated.
@@ -376,13 +381,29 @@ func (v *Verifier) verify(h http.Header, body []byte, ev *Event) error {
 			return err
 		}
 	}
-	if ev.Secret, err = v.match(&r, body); err != nil {
+	// The MAC, then the body. A large body's other passes (the scan, and
+	// the derived id's hash) run beside the MAC on other cores; their
+	// results are used only once the MAC has matched.
+	var scanErr error
+	var derived string
+	var others sync.WaitGroup
+	if len(body) >= overlapMin {
+		others.Go(func() { scanErr = scanBody(body, v.layout, ev) })
+		if v.deriveID {
+			others.Go(func() { derived = bodyID(body) })
+		}
+	}
+	secret, err := v.match(&r, body)
+	others.Wait()
+	if err != nil {
 		return err
 	}
-
-	// The body.
-	if err := scanBody(body, v.layout, ev); err != nil {
-		return err
+	ev.Secret = secret
+	if len(body) < overlapMin {
+		scanErr = scanBody(body, v.layout, ev)
+	}
+	if scanErr != nil {
+		return scanErr
 	}
 	switch t, err := parseTimeToken(ev.time); {
 	case v.bodyTime == infoTime && err == nil:
@@ -404,6 +425,8 @@ func (v *Verifier) verify(h http.Header, body []byte, ev *Event) error {
 			return ErrMissingEventID
 		}
 		ev.ID = id
+	case v.deriveID && derived != "":
+		ev.ID = derived
 	case v.deriveID:
 		ev.ID = bodyID(body)
 	default:
