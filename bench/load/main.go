@@ -321,25 +321,33 @@ func pinnedRow(g *caddyProc, upstream, redisAddr, dd, format, body string, c int
 		a.rps(), b.rps(), perReq(a, a.cpu), perReq(b, b.cpu), perReq(b, b.redisCPU), a.errors, b.errors)
 }
 
-// profileGateway writes a CPU profile of Caddy taken while the gateway
-// route is under load, one file per dedupe store.
+// profileGateway writes CPU profiles of Caddy taken while the gateway
+// route, then the bare route, is under load: FILE-<dedupe>.gz and
+// FILE-<dedupe>-bare.gz, with the request count of each, so that
+// go tool pprof -diff_base shows what the gateway adds.
 func profileGateway(g *caddyProc, src *sim.Source, c int, dd string) {
-	done := make(chan []byte)
-	go func() {
-		resp, err := http.Get(fmt.Sprintf("http://localhost:%d/debug/pprof/profile?seconds=10", g.admin))
-		if err != nil {
+	for _, route := range []string{"gw", "bare"} {
+		done := make(chan []byte)
+		go func() {
+			resp, err := http.Get(fmt.Sprintf("http://localhost:%d/debug/pprof/profile?seconds=10", g.admin))
+			if err != nil {
+				log.Fatal(err)
+			}
+			b, _ := io.ReadAll(resp.Body)
+			resp.Body.Close()
+			done <- b
+		}()
+		r := runRound(g, src, route, c, 11*time.Second, 0)
+		suffix := "-" + dd
+		if route == "bare" {
+			suffix += "-bare"
+		}
+		file := strings.TrimSuffix(*profile, filepath.Ext(*profile)) + suffix + filepath.Ext(*profile)
+		if err := os.WriteFile(file, <-done, 0o644); err != nil {
 			log.Fatal(err)
 		}
-		b, _ := io.ReadAll(resp.Body)
-		resp.Body.Close()
-		done <- b
-	}()
-	runRound(g, src, "gw", c, 11*time.Second, 0)
-	file := strings.TrimSuffix(*profile, filepath.Ext(*profile)) + "-" + dd + filepath.Ext(*profile)
-	if err := os.WriteFile(file, <-done, 0o644); err != nil {
-		log.Fatal(err)
+		fmt.Fprintf(os.Stderr, "CPU profile of Caddy under %s load (%s, %d requests in 11 s): %s\n", route, dd, r.requests, file)
 	}
-	fmt.Fprintf(os.Stderr, "CPU profile of Caddy under gateway load (%s): %s\n", dd, file)
 }
 
 func median(xs []float64) float64 {
