@@ -27,6 +27,10 @@
 //	 "headers":{"Content-Type":["application/json"],"X-Wazera-Signature":["..."]},
 //	 "body":"{...}","ce_head":"{\"specversion\":\"1.0\",...\"payload\":"}
 //
+// secrets is how many secrets were configured; timestamp is the signed
+// time the request carried and window_s the window (seconds) it was held
+// to, when they were read: they tell a wrong secret from a clock off.
+//
 // verdict is one of verified, rejected (with "reason"), duplicate,
 // in_flight, store_error, unverified. Authorization, Proxy-Authorization
 // and Cookie are redacted; signature headers are kept, so a rejected
@@ -119,6 +123,13 @@ type Request struct {
 	Format string
 	// CloudEventHead is the CloudEvent up to its payload, for a replay.
 	CloudEventHead []byte
+	// Secrets is how many secrets were configured (so that a reject can
+	// say "none of 2"); 0 leaves it out.
+	Secrets int
+	// Timestamp is the signed time the request carried, when it was
+	// read, and Window the window it was held to; zero leaves them out.
+	Timestamp time.Time
+	Window    time.Duration
 }
 
 // Outcome is what WriteOutcome records once the upstream answered.
@@ -151,6 +162,11 @@ type Record struct {
 	Reason    string    `json:"reason,omitempty"`
 	Secret    *int      `json:"secret,omitempty"`
 	Format    string    `json:"format,omitempty"`
+	// Secrets, Timestamp and WindowS (seconds) diagnose a request: how
+	// many secrets were configured, the signed time and its window.
+	Secrets   int        `json:"secrets,omitempty"`
+	Timestamp *time.Time `json:"timestamp,omitempty"`
+	WindowS   int64      `json:"window_s,omitempty"`
 
 	Route         string      `json:"route,omitempty"`
 	Remote        string      `json:"remote,omitempty"`
@@ -234,6 +250,19 @@ func appendRequest(b []byte, id string, t time.Time, provider string, q *Request
 	if q.Secret >= 0 && (q.Verdict != Rejected && q.Verdict != Unverified) {
 		b = append(b, `,"secret":`...)
 		b = strconv.AppendInt(b, int64(q.Secret), 10)
+	}
+	if q.Secrets > 0 {
+		b = append(b, `,"secrets":`...)
+		b = strconv.AppendInt(b, int64(q.Secrets), 10)
+	}
+	if !q.Timestamp.IsZero() {
+		b = append(b, `,"timestamp":"`...)
+		b = q.Timestamp.UTC().AppendFormat(b, time.RFC3339Nano)
+		b = append(b, '"')
+	}
+	if q.Window > 0 {
+		b = append(b, `,"window_s":`...)
+		b = strconv.AppendInt(b, int64(q.Window/time.Second), 10)
 	}
 	for _, f := range [...]struct{ k, v string }{
 		{`,"format":`, q.Format}, {`,"route":`, q.Route}, {`,"remote":`, q.Remote},

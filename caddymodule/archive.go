@@ -241,6 +241,17 @@ func (h *Handler) archiveHeader(r *http.Request) http.Header {
 // off or the rejected policy is off. A failed write is counted and logged
 // here; the caller applies on_store_error.
 func (h *Handler) archiveRequest(r *http.Request, header http.Header, body []byte, ev *verify.Event, verdict, reason string) (archive.Ref, error) {
+	return h.archiveVerdict(r, header, body, ev, verdict, reason, nil)
+}
+
+// archiveUnverified is archiveRequest for a request that failed
+// verification with verr: a timestamp error's time and window go into
+// the record, for the inspector's diagnosis.
+func (h *Handler) archiveUnverified(r *http.Request, header http.Header, body []byte, verdict, reason string, verr error) (archive.Ref, error) {
+	return h.archiveVerdict(r, header, body, nil, verdict, reason, verr)
+}
+
+func (h *Handler) archiveVerdict(r *http.Request, header http.Header, body []byte, ev *verify.Event, verdict, reason string, verr error) (archive.Ref, error) {
 	a := h.Archive
 	if a == nil || a.w == nil {
 		return archive.Ref{}, nil
@@ -257,10 +268,21 @@ func (h *Handler) archiveRequest(r *http.Request, header http.Header, body []byt
 		Route: r.Host + route, Remote: r.RemoteAddr, Method: r.Method, Host: r.Host, Path: path,
 		Header: header, Body: body, Verdict: verdict, Reason: reason, Secret: -1, Format: h.Format,
 	}
+	q.Secrets = len(h.Secrets)
 	var scratch [1024]byte
 	if ev != nil {
 		q.EventID, q.EventType, q.Secret = ev.ID, ev.Type, ev.Secret
 		q.CloudEventHead = ev.AppendCloudEventHead(scratch[:0])
+		q.Timestamp, q.Window = ev.Time, ev.Window
+	}
+	if te, ok := errors.AsType[*verify.TimestampError](verr); ok {
+		// the window was passed by By: the timestamp is that far beyond it
+		q.Window = te.Window
+		if errors.Is(te.Err, verify.ErrTimestampTooNew) {
+			q.Timestamp = time.Now().Add(te.Window + te.By)
+		} else {
+			q.Timestamp = time.Now().Add(-(te.Window + te.By))
+		}
 	}
 	ref, err := a.w.WriteRequest(&q)
 	if err != nil {
