@@ -47,6 +47,12 @@ func run(t *testing.T, s *sim.Sim, n int, at float64, fault func()) sim.Report {
 // runAll runs one simulator per provider at once (each posts to its own
 // path) and merges their reports.
 func runAll(t *testing.T, gws []*gateway, n int, rate float64, copies int, at float64, fault func()) sim.Report {
+	return runAllWith(t, gws, n, rate, copies, at, fault, nil)
+}
+
+// runAllWith is runAll with tweak applied to each provider's simulator
+// before it starts: a drill's own compression or MaxWait.
+func runAllWith(t *testing.T, gws []*gateway, n int, rate float64, copies int, at float64, fault func(), tweak func(*sim.Sim)) sim.Report {
 	var sims []*sim.Sim
 	for _, src := range sources(t, 0) {
 		var urls []string
@@ -57,7 +63,11 @@ func runAll(t *testing.T, gws []*gateway, n int, rate float64, copies int, at fl
 		// size). Outages stay well inside the compressed horizons (Zavu's,
 		// the shortest, is 2.6 s), as real outages are inside real ones.
 		compress := float64(size(3600, 2400))
-		sims = append(sims, &sim.Sim{URLs: urls, Sources: []*sim.Source{src}, Concurrency: 8, Copies: copies, Compress: compress, Rate: rate / float64(len(providers))})
+		s := &sim.Sim{URLs: urls, Sources: []*sim.Source{src}, Concurrency: 8, Copies: copies, Compress: compress, Rate: rate / float64(len(providers))}
+		if tweak != nil {
+			tweak(s)
+		}
+		sims = append(sims, s)
 	}
 	per := n / len(sims)
 	var wg sync.WaitGroup
