@@ -30,8 +30,12 @@ type Dedupe struct {
 	// KeyPrefix starts every key. Routes that must each receive every event
 	// of one provider (a fan-out) need different prefixes. Default "webhook:".
 	KeyPrefix string `json:"key_prefix,omitempty"`
-	// MaxEntries bounds the memory store; the oldest keys are evicted when
-	// it is full. Default 1,000,000 (about 104 MB).
+	// MaxEntries bounds the live keys of the memory store (claims in
+	// flight and delivered ids); released and expired claims do not count,
+	// and the oldest live key is evicted only when the store is full (in
+	// practice from about 98% of the bound: it is split in 64 shards).
+	// Default 1,000,000 (about 104 MB; up to about 128 MB while many claims
+	// are being released).
 	MaxEntries int `json:"max_entries,omitempty"`
 	// Redis configures the Redis store.
 	Redis *Redis `json:"redis,omitempty"`

@@ -65,7 +65,10 @@ type memShard struct {
 
 // MemoryOptions configures a Memory store.
 type MemoryOptions struct {
-	// MaxEntries bounds the number of keys; default DefaultMaxEntries.
+	// MaxEntries bounds the number of live keys (claims in flight and
+	// delivered ids); default DefaultMaxEntries. Each of the 64 shards
+	// holds its share, so eviction starts a little before the store as a
+	// whole is full.
 	MaxEntries int
 	// Now returns the current time; default time.Now. For tests.
 	Now func() time.Time
@@ -128,8 +131,9 @@ func (m *Memory) Claim(_ context.Context, key Key, ttl time.Duration) (Claim, er
 		return Claim{Key: key, Outcome: InFlight}, nil
 	}
 	sh.next++
-	sh.m[h] = memEntry{token: sh.next, expires: now + int64(ttl)}
-	m.push(sh, h, now)
+	e := memEntry{token: sh.next, expires: now + int64(ttl)}
+	sh.m[h] = e
+	m.push(sh, h, e, now)
 	c := Claim{Key: key, Outcome: Claimed}
 	binary.LittleEndian.PutUint64(c.token[:], sh.next)
 	return c, nil
@@ -160,8 +164,9 @@ func (m *Memory) Commit(_ context.Context, c Claim, ttl time.Duration) error {
 		sh.m[h] = memEntry{token: e.token | doneBit, expires: max(e.expires, now+int64(ttl))}
 	default:
 		sh.next++
-		sh.m[h] = memEntry{token: sh.next | doneBit, expires: now + int64(ttl)}
-		m.push(sh, h, now)
+		e := memEntry{token: sh.next | doneBit, expires: now + int64(ttl)}
+		sh.m[h] = e
+		m.push(sh, h, e, now)
 	}
 	return ErrClaimLost
 }
@@ -176,17 +181,15 @@ func (m *Memory) Release(_ context.Context, c Claim) error {
 	return nil
 }
 
-// push records the insertion of h, already in the map as the newest
-// key. It drops up to two dead slots (stale, or of an expired key) at the
+// push records the insertion of h, already in the map with entry e as
+// the newest key. It drops up to two dead slots (stale, or of an expired key) at the
 // head, so memory follows the live keys; then, if the shard holds more
 // than perShard keys, it drops the expired ones and, only if that is not
 // enough, evicts the oldest live keys. Released and expired keys never
 // push out a live one.
-func (m *Memory) push(sh *memShard, h hkey, now int64) {
-	e := sh.m[h]
-	defer func() { sh.soonest = min(sh.soonest, e.expires) }()
+func (m *Memory) push(sh *memShard, h hkey, e memEntry, now int64) {
 	for i := 0; i < 2 && sh.n > 0; i++ {
-		if sh.alive(sh.ring[sh.head], now) {
+		if _, ok := sh.alive(sh.ring[sh.head], now); ok {
 			break
 		}
 		sh.drop(sh.ring[sh.head])
@@ -198,7 +201,7 @@ func (m *Memory) push(sh *memShard, h hkey, now int64) {
 			continue
 		}
 		old := sh.ring[sh.head]
-		if sh.valid(old) { // live, since nothing has expired
+		if _, ok := sh.valid(old); ok { // live, since nothing has expired
 			delete(sh.m, old.key)
 			m.evictions.Add(1)
 		}
@@ -213,22 +216,24 @@ func (m *Memory) push(sh *memShard, h hkey, now int64) {
 	}
 	sh.ring[(sh.head+sh.n)%len(sh.ring)] = ringSlot{key: h, token: e.token &^ doneBit}
 	sh.n++
+	sh.soonest = min(sh.soonest, e.expires) // after any compaction, which counts slotted keys only
 }
 
 // valid reports whether s is its key's slot (the key is in the map and
-// was not inserted again since).
-func (sh *memShard) valid(s ringSlot) bool {
+// was not inserted again since), and returns the key's entry.
+func (sh *memShard) valid(s ringSlot) (memEntry, bool) {
 	e, ok := sh.m[s.key]
-	return ok && e.token&^doneBit == s.token
+	return e, ok && e.token&^doneBit == s.token
 }
 
-func (sh *memShard) alive(s ringSlot, now int64) bool {
-	return sh.valid(s) && sh.m[s.key].expires > now
+func (sh *memShard) alive(s ringSlot, now int64) (memEntry, bool) {
+	e, ok := sh.valid(s)
+	return e, ok && e.expires > now
 }
 
 // drop deletes the key of a dead slot, if the slot is its key's.
 func (sh *memShard) drop(s ringSlot) {
-	if sh.valid(s) {
+	if _, ok := sh.valid(s); ok {
 		delete(sh.m, s.key)
 	}
 }
@@ -247,11 +252,12 @@ func (sh *memShard) compact(now int64) {
 	sh.soonest = never
 	for i := 0; i < sh.n; i++ {
 		s := sh.ring[(sh.head+i)%len(sh.ring)]
-		if !sh.alive(s, now) {
+		e, ok := sh.alive(s, now)
+		if !ok {
 			sh.drop(s)
 			continue
 		}
-		sh.soonest = min(sh.soonest, sh.m[s.key].expires)
+		sh.soonest = min(sh.soonest, e.expires)
 		sh.ring[(sh.head+kept)%len(sh.ring)] = s
 		kept++
 	}
