@@ -187,7 +187,7 @@ func (h *Handler) Provision(ctx caddy.Context) error {
 	if err != nil {
 		return fmt.Errorf("provider %s: %w", h.Provider, err)
 	}
-	h.count = h.metrics.forProvider(h.verifier.Name())
+	h.count = h.metrics.forProvider(h.verifier.Name(), len(secrets))
 	if err := h.provisionArchive(ctx); err != nil {
 		return err
 	}
@@ -343,7 +343,7 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request, next caddyht
 		_, reason := classify(verr)
 		h.logReject(r, reason, verr, "", "forwarded: enforce off")
 		h.count.unverified.Inc()
-		ref, _ := h.archiveRequest(r, received, body.Bytes(), nil, archive.Unverified, reason)
+		ref, _ := h.archiveUnverified(r, received, body.Bytes(), archive.Unverified, reason, verr)
 		body.handOff(r, nil) // as received, signatures included: the app may check them
 		return h.deliver(w, r, next, dedupe.Claim{}, "", ref)
 	}
@@ -356,10 +356,11 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request, next caddyht
 	}
 	if verr != nil {
 		status, reason := classify(verr)
-		h.archiveRequest(r, received, body.Bytes(), nil, archive.Rejected, reason)
+		h.archiveUnverified(r, received, body.Bytes(), archive.Rejected, reason, verr)
 		return h.reject(r, status, reason, verr, "")
 	}
 	repl.Set("http.webhook.verified", true)
+	h.count.secretMatched(ev.Secret)
 	repl.Set("http.webhook.event_id", ev.ID)
 	repl.Set("http.webhook.event_type", ev.Type)
 	// one array for the three header values (a slice of length 1 each, so
@@ -388,7 +389,7 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request, next caddyht
 	ref, aerr := h.archiveRequest(r, received, body.Bytes(), &ev, archive.Verified, "")
 	if aerr != nil && h.OnStoreError == "closed" {
 		if claim.Outcome == dedupe.Claimed {
-			h.store.Release(context.WithoutCancel(r.Context()), claim)
+			traceStore(r, "release", claim, h.store.Release(context.WithoutCancel(r.Context()), claim))
 		}
 		w.Header().Set("Retry-After", "30")
 		return h.reject(r, http.StatusServiceUnavailable, "store_unavailable", errStore, ev.ID)
@@ -414,6 +415,7 @@ func (h *Handler) claim(w http.ResponseWriter, r *http.Request, ev *verify.Event
 		return claim, false, nil
 	}
 	claim, err = h.store.Claim(r.Context(), dedupe.Key{Provider: h.verifier.Name(), ID: ev.ID}, time.Duration(h.InFlightTTL))
+	traceStore(r, "claim", claim, err)
 	switch {
 	case err != nil:
 		h.metrics.storeErrs.WithLabelValues(h.verifier.Name(), "claim").Inc()
@@ -456,6 +458,11 @@ func (h *Handler) deliver(w http.ResponseWriter, r *http.Request, next caddyhttp
 	rec := caddyhttp.NewResponseRecorder(w, nil, nil)
 	err = next.ServeHTTP(rec, r)
 	status = rec.Status()
+	if status != 0 && claim.Outcome == dedupe.Claimed {
+		// the answer goes out now: settling the claim, a round trip to a
+		// networked store, does not hold it back
+		http.NewResponseController(w).Flush()
+	}
 	if status == 0 && err == nil {
 		status = http.StatusOK // nothing written and no error: net/http answers 200
 	}
@@ -483,6 +490,7 @@ func (h *Handler) settle(r *http.Request, claim dedupe.Claim, status int, eventI
 	} else {
 		err = h.store.Release(ctx, claim)
 	}
+	traceStore(r, op, claim, err)
 	if err != nil {
 		h.metrics.storeErrs.WithLabelValues(h.verifier.Name(), op).Inc()
 		h.logStore(r, op, err, eventID)

@@ -2,6 +2,7 @@ package caddymodule
 
 import (
 	"errors"
+	"strconv"
 	"sync"
 
 	"github.com/prometheus/client_golang/prometheus"
@@ -27,12 +28,17 @@ import (
 //	caddy_webhook_store_errors_total{provider,op}
 //	    op: claim, commit, release, claim_lost
 //	caddy_webhook_verify_duration_seconds{provider}
+//	caddy_webhook_secret_matches_total{provider,secret}
+//	    requests verified, by the position of the configured secret that
+//	    matched, from 0: during a rotation, the old secret's count stops
+//	    growing once every sender signs with the new one
 type metrics struct {
 	requests  *prometheus.CounterVec
 	rejected  *prometheus.CounterVec
 	forwarded *prometheus.CounterVec
 	storeErrs *prometheus.CounterVec
 	verify    *prometheus.HistogramVec
+	secrets   *prometheus.CounterVec
 }
 
 // The collectors are built once per process; Provision registers them with
@@ -61,6 +67,10 @@ var collectors = sync.OnceValue(func() *metrics {
 			Help:    "Time to verify and normalise a webhook request.",
 			Buckets: []float64{.00001, .000025, .00005, .0001, .00025, .0005, .001, .0025, .005, .01},
 		}, []string{"provider"}),
+		secrets: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Namespace: ns, Subsystem: sub, Name: "secret_matches_total",
+			Help: "Verified webhook requests by the position of the secret that matched.",
+		}, []string{"provider", "secret"}),
 	}
 })
 
@@ -69,7 +79,7 @@ func registerMetrics(reg prometheus.Registerer) (*metrics, error) {
 	if reg == nil {
 		return m, nil
 	}
-	for _, c := range []prometheus.Collector{m.requests, m.rejected, m.forwarded, m.storeErrs, m.verify} {
+	for _, c := range []prometheus.Collector{m.requests, m.rejected, m.forwarded, m.storeErrs, m.verify, m.secrets} {
 		if err := reg.Register(c); err != nil {
 			var are prometheus.AlreadyRegisteredError
 			if !errors.As(err, &are) {
@@ -86,16 +96,30 @@ type counters struct {
 	verified, duplicate, inFlight, unverified prometheus.Counter
 	verify                                    prometheus.Observer
 	forwarded2xx                              prometheus.Counter
+	secrets                                   []prometheus.Counter // by position
 }
 
-func (m *metrics) forProvider(name string) counters {
-	return counters{
+// forProvider resolves a provider's children; secrets is how many secrets
+// it has.
+func (m *metrics) forProvider(name string, secrets int) counters {
+	c := counters{
 		verified:     m.requests.WithLabelValues(name, "verified"),
 		duplicate:    m.requests.WithLabelValues(name, "duplicate"),
 		inFlight:     m.requests.WithLabelValues(name, "in_flight"),
 		unverified:   m.requests.WithLabelValues(name, "unverified_forwarded"),
 		verify:       m.verify.WithLabelValues(name),
 		forwarded2xx: m.forwarded.WithLabelValues(name, "2xx"),
+	}
+	for i := range secrets {
+		c.secrets = append(c.secrets, m.secrets.WithLabelValues(name, strconv.Itoa(i)))
+	}
+	return c
+}
+
+// secretMatched counts a request verified by the secret at position i.
+func (c *counters) secretMatched(i int) {
+	if i >= 0 && i < len(c.secrets) {
+		c.secrets[i].Inc()
 	}
 }
 
