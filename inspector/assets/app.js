@@ -72,7 +72,7 @@ function rowElement(row) {
     el("td", { class: "mono" }, when(row.time)),
     el("td", {}, row.provider),
     el("td", {}, row.event_type || ""),
-    el("td", { class: "mono" }, row.event_id || ""),
+    el("td", { class: "mono id", title: row.event_id || "" }, row.event_id || ""),
     el("td", { class: "state state-" + row.state }, verdictText(row)),
     el("td", { class: "mono status" }, upstreamText(row)),
     el("td", { class: "mono" }, latencyText(row)));
@@ -200,7 +200,7 @@ async function showDetail(id) {
   $("#detail-title").textContent = `${d.provider} ${d.event_type || ""} ${d.event_id || d.id}`;
   const g = d.diagnosis;
   dl($("#diagnosis"), [
-    ["Verdict", verdictText(d)],
+    ["Verdict", d.verdict === d.state ? d.state : `${d.state} (${d.verdict.replace("_", " ")})`],
     ["Reason", g.reason],
     ["Why", g.explanation],
     ["Secret", g.secret],
@@ -236,6 +236,7 @@ async function showDetail(id) {
     cmds.append(el("div", { class: "command" }, el("code", {}, c), b));
   }
   aside.hidden = false;
+  document.body.classList.add("detail-open");
 }
 
 function connect() {
@@ -281,8 +282,9 @@ document.addEventListener("DOMContentLoaded", () => {
   let typing = 0;
   $("#q").addEventListener("input", () => { clearTimeout(typing); typing = setTimeout(refilter, 250); });
   $("#more").addEventListener("click", () => load(true));
-  $("#close").addEventListener("click", () => { $("#detail").hidden = true; });
-  document.addEventListener("keydown", (e) => { if (e.key === "Escape") $("#detail").hidden = true; });
+  const close = () => { $("#detail").hidden = true; document.body.classList.remove("detail-open"); };
+  $("#close").addEventListener("click", close);
+  document.addEventListener("keydown", (e) => { if (e.key === "Escape") close(); });
   refilter();
   setInterval(loadStats, 30000);
 });
