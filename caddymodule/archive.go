@@ -253,7 +253,7 @@ func (h *Handler) archiveUnverified(r *http.Request, header http.Header, body []
 
 func (h *Handler) archiveVerdict(r *http.Request, header http.Header, body []byte, ev *verify.Event, verdict, reason string, verr error) (archive.Ref, error) {
 	// the one call every answered request makes: its span gets the verdict too
-	traceVerdict(r, h.verifier.Name(), ev, verdict, reason)
+	h.traceVerdict(r, ev, verdict, reason)
 	a := h.Archive
 	if a == nil || a.w == nil {
 		return archive.Ref{}, nil

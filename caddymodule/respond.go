@@ -55,7 +55,7 @@ func classify(err error) (int, string) {
 func (h *Handler) reject(r *http.Request, status int, reason string, err error, eventID string) error {
 	h.metrics.requests.WithLabelValues(h.verifier.Name(), "rejected").Inc()
 	h.metrics.rejected.WithLabelValues(h.verifier.Name(), reason).Inc()
-	traceVerdict(r, h.verifier.Name(), nil, "rejected", reason)
+	h.traceVerdict(r, nil, "rejected", reason)
 	h.logReject(r, reason, err, eventID, "")
 	return caddyhttp.Error(status, shortError{reason: reason, err: err})
 }

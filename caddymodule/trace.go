@@ -26,13 +26,13 @@ import (
 // no-op and none of this costs more than a check.
 
 // traceVerdict adds the request's verdict to its span.
-func traceVerdict(r *http.Request, provider string, ev *verify.Event, verdict, reason string) {
+func (h *Handler) traceVerdict(r *http.Request, ev *verify.Event, verdict, reason string) {
 	span := trace.SpanFromContext(r.Context())
 	if !span.IsRecording() {
 		return
 	}
 	attrs := make([]attribute.KeyValue, 0, 5)
-	attrs = append(attrs, attribute.String("webhook.provider", provider), attribute.String("webhook.verdict", verdict))
+	attrs = append(attrs, attribute.String("webhook.provider", h.verifier.Name()), attribute.String("webhook.verdict", verdict))
 	if reason != "" {
 		attrs = append(attrs, attribute.String("webhook.reason", reason))
 	}
