@@ -99,6 +99,7 @@ func readmeEnv(t *testing.T) map[string]string {
 		"ACME_SECRET":        "readme-acme-secret",
 		"REDIS_ADDR":         redis.Addr,
 		"REDIS_PASSWORD":     "readme-redis-password",
+		"WEBHOOK_ARCHIVE":    t.TempDir(),
 	}
 }
 
