@@ -97,11 +97,8 @@ func (r *Redis) connection(repl *caddy.Replacer) (opts *redis.UniversalOptions, 
 		Timeout, Dial, Read, Write            time.Duration
 	}
 	expand := func(option, text string, into *string) {
-		if err != nil || text == "" {
-			return
-		}
-		if *into, err = repl.ReplaceOrErr(text, true, true); err != nil {
-			err = fmt.Errorf("redis %s: %w", option, err) // names the placeholder, not a value
+		if err == nil {
+			*into, err = expand(repl, "redis "+option, text) // names the placeholder, not a value
 		}
 	}
 	if len(r.Address) == 0 {

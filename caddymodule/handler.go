@@ -245,15 +245,18 @@ func expand(repl *caddy.Replacer, option, value string) (string, error) {
 	}
 	v, err := repl.ReplaceOrErr(value, true, true)
 	if err != nil || v == "" {
-		return "", fmt.Errorf("%s %s: expanded to nothing; set the variable or file, or remove the option", option, placeholders(value))
+		// a secret's text is named only by its dotted placeholders
+		// ({env.X}): a brace in a literal secret must not show
+		secret := strings.Contains(option, "secret") || strings.Contains(option, "password")
+		return "", fmt.Errorf("%s %s: expanded to nothing; set the variable or file, or remove the option", option, placeholders(value, secret))
 	}
 	return v, nil
 }
 
-// placeholders returns the {…} parts of s that look like Caddy
-// placeholders (a dotted name, such as {env.X} or {file./path}), joined
-// for an error message; literal text, which may be secret, is left out.
-func placeholders(s string) string {
+// placeholders returns the {…} parts of s, joined for an error message;
+// with dotted, only those with a dotted name ({env.X}, {file./path}), so
+// that no part of a literal secret is shown.
+func placeholders(s string, dotted bool) string {
 	var found []string
 	for {
 		i := strings.IndexByte(s, '{')
@@ -264,7 +267,7 @@ func placeholders(s string) string {
 		if j < 0 {
 			break
 		}
-		if p := s[i : i+j+1]; strings.Contains(p, ".") && !strings.ContainsAny(p[1:len(p)-1], "{ ") {
+		if p := s[i : i+j+1]; (!dotted || strings.Contains(p, ".")) && !strings.ContainsAny(p[1:len(p)-1], "{ ") {
 			found = append(found, p)
 		}
 		s = s[i+j+1:]
