@@ -66,6 +66,7 @@ var (
 	matrix    = flag.Bool("matrix", false, "run the whole matrix: dedupe memory,redis x body 1KB,64KB,1MB x c 1,32,256 x format cloudevents,raw")
 	pin       = flag.Bool("pin", false, "the pinned method: Caddy on core 1, the rest on core 0, rounds of -n requests; defaults -provider wazera -body 800B -c 32 -rounds 5")
 	perRound  = flag.Int("n", 10000, "requests per round with -pin")
+	archived  = flag.Bool("archive", false, "with -pin: a third route C, the gateway with archive on (sync interval), and the ratio C/B: what the archive costs")
 	profile   = flag.String("cpuprofile", "", "with -pin: after the rounds, write a 10 s CPU profile of Caddy under gateway load to this file (go tool pprof -top FILE)")
 )
 
@@ -206,6 +207,20 @@ func (r *result) pct(p float64) float64 {
 // loadRoutes loads the config of one row: the bare, buffered and gateway
 // routes to one upstream.
 func loadRoutes(g *caddyProc, upstream, redisAddr, dd, format string) {
+	archiveRoute := ""
+	if *archived {
+		dir, _ := os.MkdirTemp("", "load-archive-")
+		archiveRoute = fmt.Sprintf(`
+	handle /gwa {
+		webhook_verify %s {
+			secret %s
+			max_body 2MiB
+			format %s
+			archive %s
+		}
+		reverse_proxy %s
+	}`, *provider, secret, format, dir, upstream)
+	}
 	dedupe := "off"
 	switch dd {
 	case "memory":
@@ -236,9 +251,9 @@ http://127.0.0.1:%d {
 			dedupe %s
 		}
 		reverse_proxy %s
-	}
+	}%s
 }
-`, g.admin, g.port, upstream, upstream, *provider, secret, format, dedupe, upstream))
+`, g.admin, g.port, upstream, upstream, *provider, secret, format, dedupe, upstream, archiveRoute))
 }
 
 func row(g *caddyProc, upstream, redisAddr, dd, format, body string, c int) {
@@ -301,15 +316,28 @@ func pinnedRow(g *caddyProc, upstream, redisAddr, dd, format, body string, c int
 		runRound(g, src, "bare", c, 0, *perRound/4)
 		runRound(g, src, "gw", c, 0, *perRound/4)
 	}
-	var a, b result
-	var tput, cpu []float64
+	var a, b, ca result
+	var tput, cpu, atput, acpu []float64
+	ratio := func(x, y result) (float64, float64) {
+		return x.rps() / y.rps(), (x.cpu / float64(x.requests)) / (y.cpu / float64(y.requests))
+	}
 	for i := 0; i < *rounds; i++ {
 		ra := runRound(g, src, "bare", c, 0, *perRound)
 		rb := runRound(g, src, "gw", c, 0, *perRound)
 		a.add(ra)
 		b.add(rb)
-		tput = append(tput, rb.rps()/ra.rps())
-		cpu = append(cpu, (rb.cpu/float64(rb.requests))/(ra.cpu/float64(ra.requests)))
+		t, u := ratio(rb, ra)
+		tput, cpu = append(tput, t), append(cpu, u)
+		if *archived {
+			rc := runRound(g, src, "gwa", c, 0, *perRound)
+			ca.add(rc)
+			t, u := ratio(rc, rb)
+			atput, acpu = append(atput, t), append(acpu, u)
+		}
+	}
+	if *archived {
+		defer fmt.Printf("| %s | %s | %s | %d | archive: **C/B %.3f** (%s) | **C/B %.3f** (%s) | p50 C %.2f | p99 C %.2f | | req/s C %.0f | | | %d |\n",
+			dd, format, body, c, median(atput), spread(atput), median(acpu), spread(acpu), ca.pct(.50), ca.pct(.99), ca.rps(), ca.errors)
 	}
 	if *profile != "" {
 		profileGateway(g, src, c, dd)
