@@ -67,6 +67,9 @@ type archiveFile struct {
 func (r *Reader) files(provider string) ([]archiveFile, error) {
 	var dirs []string
 	if provider != "" {
+		if err := checkProvider(provider); err != nil {
+			return nil, err
+		}
 		if _, err := os.Stat(filepath.Join(r.Dir, provider)); errors.Is(err, os.ErrNotExist) {
 			if _, err := os.Stat(r.Dir); err != nil {
 				return nil, err
@@ -89,7 +92,13 @@ func (r *Reader) files(provider string) ([]archiveFile, error) {
 	for _, p := range dirs {
 		fs, err := listDir(filepath.Join(r.Dir, p), p, r.warn)
 		if err != nil {
-			return nil, err
+			if provider != "" {
+				return nil, err
+			}
+			// another directory of the volume, such as lost+found: not
+			// the archive's, and no reason to stop
+			r.warn(filepath.Join(r.Dir, p), 0, "cannot read: "+err.Error()+": skipped")
+			continue
 		}
 		out = append(out, fs...)
 	}
@@ -97,9 +106,12 @@ func (r *Reader) files(provider string) ([]archiveFile, error) {
 	return out, nil
 }
 
+// readDir is os.ReadDir; a test makes it fail.
+var readDir = os.ReadDir
+
 // listDir lists one provider directory's archive files.
 func listDir(dir, provider string, warn func(string, int, string)) ([]archiveFile, error) {
-	entries, err := os.ReadDir(dir)
+	entries, err := readDir(dir)
 	if err != nil {
 		return nil, err
 	}

@@ -124,8 +124,8 @@ func Open(o Options) (*Writer, error) {
 	if o.Dir == "" {
 		return nil, errors.New("archive: no directory")
 	}
-	if o.Provider == "" || o.Provider != filepath.Base(o.Provider) || strings.HasPrefix(o.Provider, ".") {
-		return nil, fmt.Errorf("archive: provider %q cannot name a directory", o.Provider)
+	if err := checkProvider(o.Provider); err != nil {
+		return nil, err
 	}
 	if o.Now == nil {
 		o.Now = time.Now
@@ -157,10 +157,15 @@ func Open(o Options) (*Writer, error) {
 	if err := w.SetLimits(o.Limits); err != nil {
 		return nil, err
 	}
-	for _, d := range []string{o.Dir, w.dir} {
-		if err := mkdir(d); err != nil {
-			return nil, fmt.Errorf("archive: %w", err)
-		}
+	// the archive directory is created 0700 when missing, and an existing
+	// one is left as it is: it may be a shared directory the operator
+	// named (archive /srv), whose mode is not the archive's to change. The
+	// provider directory is the archive's own, and holds the files: 0700.
+	if err := os.MkdirAll(o.Dir, 0o700); err != nil {
+		return nil, fmt.Errorf("archive: %w", err)
+	}
+	if err := mkdir(w.dir); err != nil {
+		return nil, fmt.Errorf("archive: %w", err)
 	}
 	w.mu.Lock()
 	err := w.rotate(hourOf(w.now()))
@@ -172,14 +177,28 @@ func Open(o Options) (*Writer, error) {
 	return w, nil
 }
 
-// mkdir creates d with mode 0700, or sets an existing one's mode to 0700.
+// checkProvider refuses a provider name that is not one plain directory
+// name: it must not escape the archive directory.
+func checkProvider(p string) error {
+	if p == "" || p != filepath.Base(p) || strings.HasPrefix(p, ".") || strings.ContainsAny(p, `/\`) {
+		return fmt.Errorf("archive: provider %q cannot name a directory", p)
+	}
+	return nil
+}
+
+// mkdir creates the provider directory d with mode 0700, or sets an
+// existing one's mode to 0700. A symbolic link there is refused: the
+// files would be written, and chmod applied, elsewhere.
 func mkdir(d string) error {
 	if err := os.MkdirAll(d, 0o700); err != nil {
 		return err
 	}
-	info, err := os.Stat(d)
+	info, err := os.Lstat(d)
 	if err != nil {
 		return err
+	}
+	if !info.IsDir() {
+		return fmt.Errorf("%s is not a directory", d)
 	}
 	if info.Mode().Perm() != 0o700 {
 		return os.Chmod(d, 0o700)
