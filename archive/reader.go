@@ -229,8 +229,9 @@ func (r *Reader) merge(group []archiveFile, f *Filter, fn func(*Record) error) e
 	}
 }
 
-// maxLine bounds one record; a longer line is skipped.
-const maxLine = 256 << 20
+// maxLine bounds one record; a longer line is skipped. A variable for
+// the tests.
+var maxLine = 256 << 20
 
 // lineScanner reads one file's records.
 type lineScanner struct {
@@ -285,14 +286,17 @@ func (s *lineScanner) next() {
 // file ended before the newline. Lines longer than maxLine are returned
 // cut, as incomplete.
 func readLine(br *bufio.Reader) (line []byte, complete bool, err error) {
+	long := false // a fragment was left out: the line is not whole
 	for {
 		frag, err := br.ReadSlice('\n')
-		if len(line)+len(frag) <= maxLine {
+		if !long && len(line)+len(frag) <= maxLine {
 			line = append(line, frag...)
+		} else {
+			long = true
 		}
 		switch {
 		case err == nil:
-			if len(line) > maxLine || line[len(line)-1] != '\n' {
+			if long || len(line) == 0 || line[len(line)-1] != '\n' {
 				return line, false, nil
 			}
 			return line[:len(line)-1], true, nil

@@ -1,6 +1,7 @@
 package archive
 
 import (
+	"bufio"
 	"io/fs"
 	"os"
 	"path/filepath"
@@ -43,5 +44,25 @@ func TestUnreadableStrayDirectory(t *testing.T) {
 	}
 	if err := r.Scan(Filter{Provider: "lost+found"}, func(*Record) error { return nil }); err == nil {
 		t.Error("the unreadable directory asked for by name: no error")
+	}
+}
+
+// TestOverlongLineIsNotWhole: a line longer than maxLine is reported cut,
+// never as a whole line made of its head and its tail (a fragment that
+// would pass the bound is left out, and a shorter one after it must not
+// be taken).
+func TestOverlongLineIsNotWhole(t *testing.T) {
+	defer func(n int) { maxLine = n }(maxLine)
+	maxLine = 40
+	// fragments of 16 bytes: 16, 32, then 48 > 40 is left out, then "x}\n"
+	in := strings.Repeat("a", 48) + "x}\n" + "{\"ok\":1}\n"
+	br := bufio.NewReaderSize(strings.NewReader(in), 16)
+	line, complete, err := readLine(br)
+	if complete || err != nil {
+		t.Errorf("an overlong line read as whole: %q complete=%v err=%v", line, complete, err)
+	}
+	line, complete, err = readLine(br)
+	if !complete || string(line) != `{"ok":1}` || err != nil {
+		t.Errorf("the next line: %q complete=%v err=%v", line, complete, err)
 	}
 }
