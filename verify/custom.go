@@ -155,8 +155,9 @@ func (c Custom) compile() (*provider, error) {
 	case signs["timestamp"] != (c.TimestampHeader != ""):
 		return nil, errors.New("timestamp_header and {timestamp} in signed go together: an unsigned timestamp could be refreshed by anyone")
 	}
+	// the data fields in "data"; each path's name only in its own parent
 	top := with(dataKeys, map[string]member{"data": asContainer})
-	nested := with(dataKeys)
+	nested := map[string]map[string]member{"data": with(dataKeys)}
 	for _, f := range []struct {
 		path string
 		as   member
@@ -170,13 +171,22 @@ func (c Custom) compile() (*provider, error) {
 			return nil, fmt.Errorf("field path %q: use \"name\" or \"parent.name\"", f.path)
 		case isNested:
 			top[parent] = asContainer
-			nested[name] = f.as
+			if nested[parent] == nil {
+				nested[parent] = map[string]member{}
+			}
+			nested[parent][name] = f.as
 		default:
 			top[parent] = f.as
 		}
 	}
-	if p.layout, err = newLayout(top, nested); err != nil {
+	if p.layout, err = newLayout(top, nested["data"]); err != nil {
 		return nil, fmt.Errorf("field paths: %w", err)
+	}
+	p.layout.containers = map[string]members{}
+	for parent, names := range nested {
+		if p.layout.containers[parent], err = newMembers(names); err != nil {
+			return nil, fmt.Errorf("field paths: %w", err)
+		}
 	}
 	p.forms = []Form{{
 		Name:        "custom",

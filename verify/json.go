@@ -321,7 +321,7 @@ func (s *scanner) object(depth int, m members) error {
 		vs := s.i
 		var err error
 		if found && mem.exact && mem.role == containerMember && s.i < len(s.b) && s.b[s.i] == '{' {
-			err = s.object(depth+1, s.lay.nested)
+			err = s.object(depth+1, s.lay.inside(mem.name))
 		} else {
 			err = s.value(depth + 1)
 		}

@@ -21,6 +21,18 @@ import (
 // application's business and pass untouched.
 type layout struct {
 	top, nested members
+	// containers holds the names read in a container that reads other
+	// names than nested (a custom provider's "event" in "event.id"): an
+	// id path in one container never reads another's id.
+	containers map[string]members
+}
+
+// inside returns the names read in the container of that name.
+func (l *layout) inside(container string) members {
+	if m, ok := l.containers[container]; ok {
+		return m
+	}
+	return l.nested
 }
 
 // members are the names read in one object, keyed by their case-folded form.
@@ -93,28 +105,37 @@ const maxName = 64
 // newLayout builds a layout. Two names that fold to one, or more than 64
 // names in one object, are an error.
 func newLayout(top, nested map[string]member) (*layout, error) {
-	l := &layout{top: members{}, nested: members{}}
-	for _, lv := range []struct {
-		in  map[string]member
-		out members
-	}{{top, l.top}, {nested, l.nested}} {
-		if len(lv.in) > 64 {
-			return nil, fmt.Errorf("more than 64 names in one object")
-		}
-		for name, m := range lv.in {
-			var buf [maxName]byte
-			f, ok := fold(buf[:0], []byte(name))
-			if !ok || name == "" {
-				return nil, fmt.Errorf("name %q: 1 to %d bytes", name, maxName)
-			}
-			if other, dup := lv.out[string(f)]; dup {
-				return nil, fmt.Errorf("names %q and %q differ only in case", other.name, name)
-			}
-			m.name, m.bit = name, uint8(len(lv.out))
-			lv.out[string(f)] = m
-		}
+	l := &layout{}
+	var err error
+	if l.top, err = newMembers(top); err != nil {
+		return nil, err
+	}
+	if l.nested, err = newMembers(nested); err != nil {
+		return nil, err
 	}
 	return l, nil
+}
+
+// newMembers folds the names of one object. Two names that fold to one,
+// or more than 64 names, are an error.
+func newMembers(in map[string]member) (members, error) {
+	if len(in) > 64 {
+		return nil, fmt.Errorf("more than 64 names in one object")
+	}
+	out := members{}
+	for name, m := range in {
+		var buf [maxName]byte
+		f, ok := fold(buf[:0], []byte(name))
+		if !ok || name == "" {
+			return nil, fmt.Errorf("name %q: 1 to %d bytes", name, maxName)
+		}
+		if other, dup := out[string(f)]; dup {
+			return nil, fmt.Errorf("names %q and %q differ only in case", other.name, name)
+		}
+		m.name, m.bit = name, uint8(len(out))
+		out[string(f)] = m
+	}
+	return out, nil
 }
 
 func mustLayout(top, nested map[string]member) *layout {

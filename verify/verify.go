@@ -432,9 +432,21 @@ func (v *Verifier) verify(h http.Header, body []byte, ev *Event) error {
 	default:
 		return ErrMissingEventID
 	}
+	v.setType(h, ev)
+	// the type goes into a header and a placeholder: one with control
+	// characters, or longer than an id may be, is reported as unknown
+	// (the payload still holds it) rather than failing every attempt
+	if !usableID(ev.Type) {
+		ev.Type = "unknown"
+	}
+	return nil
+}
+
+// setType sets the event's provider type and canonical type.
+func (v *Verifier) setType(h http.Header, ev *Event) {
 	if v.provider.setType != nil {
 		ev.ProviderType, ev.Type = v.provider.setType(*ev)
-		return nil
+		return
 	}
 	name, ok := tokenString(ev.typ)
 	if ev.typ == nil && v.typeHeader != "" {
@@ -450,7 +462,6 @@ func (v *Verifier) verify(h http.Header, body []byte, ev *Event) error {
 			ev.ProviderType = c // the constant: one string fewer
 		}
 	}
-	return nil
 }
 
 // headerSet returns the headers of the first form any of whose headers is
