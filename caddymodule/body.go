@@ -109,6 +109,10 @@ func (b *body) release() {
 func (b *body) handOff(r *http.Request, ev *verify.Event) {
 	if ev != nil {
 		r.Header["Content-Type"] = cloudEventType
+		// these describe the body as received, not the event
+		for _, name := range [...]string{"Content-Encoding", "Content-Md5", "Digest", "Content-Digest", "Repr-Digest"} {
+			delete(r.Header, name)
+		}
 	}
 	if len(b.Bytes()) > copyLimit {
 		if ev != nil {
@@ -169,5 +173,6 @@ func set(r *http.Request, p []byte) {
 func setLength(r *http.Request, n int64) {
 	r.ContentLength = n
 	r.TransferEncoding = nil
+	r.Trailer = nil // the body was read whole: trailers would only carry what a client chose
 	r.Header.Set("Content-Length", strconv.FormatInt(n, 10))
 }

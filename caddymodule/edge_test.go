@@ -103,7 +103,7 @@ func TestForgeableHeadersStripped(t *testing.T) {
 	e := newEvent(t, verify.Wazera, "message.read")
 	forged := map[string]string{
 		"Webhook-Event-Id": "forged", "Webhook_Event_Id": "forged", "webhook_event_type": "forged",
-		"WEBHOOK_PROVIDER": "forged", "Webhook.Event.Type": "forged", "Ce-Id": "forged", "ce-source": "forged", "Ce_Type": "forged", "CE-SPECVERSION": "forged",
+		"WEBHOOK_PROVIDER": "forged", "Webhook.Event.Type": "forged", "Webhook-Replay": "forged", "Webhook_Verified": "forged", "Ce-Id": "forged", "ce-source": "forged", "Ce_Type": "forged", "CE-SPECVERSION": "forged",
 	}
 	for k, v := range forged {
 		e.header[k] = []string{v} // as sent, not canonicalised
@@ -299,5 +299,70 @@ func TestPanicReleasesClaim(t *testing.T) {
 				}
 			})
 		}
+	}
+}
+
+// TestForwardedRequestIsTheGateways: what reaches the upstream besides the
+// body is the gateway's too: a client's chunked trailers are dropped (they
+// could name Webhook-Event-Id after the headers were checked), headers
+// that describe the body as received (Content-Encoding, digests) go with
+// it, and each request's Webhook-* values are its own, even when a later
+// request_header edits them in place.
+func TestForwardedRequestIsTheGateways(t *testing.T) {
+	up := newUpstream(t)
+	gateway(t, "\troute /wazera {\n\t\twebhook_verify wazera {\n\t\t\tsecret "+secrets[verify.Wazera]+"\n\t\t}\n\t\trequest_header Webhook-Provider wazera gw-wazera\n\t\treverse_proxy "+up.URL+"\n\t}\n")
+	for i := range 3 {
+		e := newEvent(t, verify.Wazera, "message.read")
+		req, _ := http.NewRequest(http.MethodPost, url("/wazera"), io.MultiReader(bytes.NewReader(e.body))) // chunked
+		req.Header = e.header.Clone()
+		req.Header.Set("Content-Encoding", "gzip")
+		req.Header.Set("Digest", "sha-256=forged")
+		req.Trailer = http.Header{"Webhook-Event-Id": {"TRAILER-FORGED"}, "Ce-Type": {"TRAILER-CE"}}
+		resp, err := client.Do(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		resp.Body.Close()
+		if resp.StatusCode != 200 {
+			t.Fatalf("status %d", resp.StatusCode)
+		}
+		got := up.received()[len(up.received())-1]
+		if len(got.trailer) != 0 {
+			t.Errorf("request %d: the upstream received trailers %v", i, got.trailer)
+		}
+		if got.header.Get("Content-Encoding") != "" || got.header.Get("Digest") != "" {
+			t.Errorf("request %d: the CloudEvent went out with the received body's Content-Encoding %q, Digest %q", i, got.header.Get("Content-Encoding"), got.header.Get("Digest"))
+		}
+		if p := got.header.Values("Webhook-Provider"); len(p) != 1 || p[0] != "gw-wazera" {
+			t.Errorf("request %d: Webhook-Provider %q, want gw-wazera", i, p)
+		}
+		if got.header.Get("Webhook-Event-Id") != e.id {
+			t.Errorf("request %d: Webhook-Event-Id %q, want %q", i, got.header.Get("Webhook-Event-Id"), e.id)
+		}
+	}
+}
+
+// TestSharedNamespaceWarns: two routes of one provider with different
+// secrets on one dedupe namespace (two tenants, no key_prefix) are warned
+// about at load: an id one of them verifies is a duplicate on the other.
+// With a key_prefix each, no warning.
+func TestSharedNamespaceWarns(t *testing.T) {
+	up := newUpstream(t)
+	route := func(path, secret, prefix string) string {
+		return "\thandle /" + path + " {\n\t\twebhook_verify zavu {\n\t\t\tsecret " + secret + "\n" + prefix + "\t\t}\n\t\treverse_proxy " + up.URL + "\n\t}\n"
+	}
+	warned := func() bool {
+		return logged(t, func(entry map[string]any) bool {
+			return strings.HasPrefix(fmt.Sprint(entry["msg"]), "routes with different secrets share one dedupe namespace") && entry["key_prefix"] == "shared-"+t.Name()
+		})
+	}
+	prefix := func(p string) string { return "\t\t\tdedupe memory {\n\t\t\t\tkey_prefix " + p + "\n\t\t\t}\n" }
+	gateway(t, route("t1", "whsec_tenant1", prefix("own1-"+t.Name()))+route("t2", "whsec_tenant2", prefix("own2-"+t.Name())))
+	if warned() {
+		t.Fatal("warned with a key_prefix each")
+	}
+	gateway(t, route("t1", "whsec_tenant1", prefix("shared-"+t.Name()))+route("t2", "whsec_tenant2", prefix("shared-"+t.Name())))
+	if !warned() {
+		t.Error("no warning for two secrets on one dedupe namespace")
 	}
 }

@@ -7,11 +7,14 @@ package caddymodule
 
 import (
 	"context"
+	"crypto/sha256"
 	"errors"
 	"fmt"
 	"net/http"
+	"slices"
 	"strconv"
 	"strings"
+	"sync"
 	"time"
 
 	"github.com/caddyserver/caddy/v2"
@@ -99,15 +102,17 @@ type Handler struct {
 	// Archive keeps every answered request in files, for replay.
 	Archive *Archive `json:"archive,omitempty"`
 
-	verifier   *verify.Verifier
-	nameHeader []string // the Webhook-Provider header's value, shared by every request
-	nameValue  any      // the provider placeholder's value, boxed once
-	store      dedupe.Store
-	poolKey    string
-	enforce    bool
-	logger     *zap.Logger
-	metrics    *metrics
-	count      counters
+	verifier  *verify.Verifier
+	nameValue any             // the provider placeholder's value, boxed once
+	own       map[string]bool // the provider's own headers (canonical), kept by stripForgeable
+	namespace string          // the dedupe namespace: store, key prefix, provider
+	secretSet [32]byte        // a digest of the secrets, never shown
+	store     dedupe.Store
+	poolKey   string
+	enforce   bool
+	logger    *zap.Logger
+	metrics   *metrics
+	count     counters
 }
 
 // CaddyModule returns the Caddy module information.
@@ -156,6 +161,15 @@ func (h *Handler) Provision(ctx caddy.Context) error {
 	}
 
 	repl := caddy.NewReplacer()
+	if h.Dedupe.KeyPrefix, err = expand(repl, "key_prefix", h.Dedupe.KeyPrefix); err != nil {
+		return fmt.Errorf("dedupe: %w", err)
+	}
+	switch {
+	case h.Name != "" && h.Provider != verify.Standard:
+		return fmt.Errorf("provider %s: name is for the standard provider only (a custom provider's name is in its custom block)", h.Provider)
+	case h.Custom != nil && h.Provider != "custom":
+		return fmt.Errorf("provider %s: a custom block is for provider custom only", h.Provider)
+	}
 	secrets := make([]string, 0, len(h.Secrets))
 	for _, s := range h.Secrets {
 		v, err := expand(repl, "secret", s)
@@ -191,7 +205,10 @@ func (h *Handler) Provision(ctx caddy.Context) error {
 	if err := h.provisionArchive(ctx); err != nil {
 		return err
 	}
-	h.nameHeader, h.nameValue = []string{h.verifier.Name()}, h.verifier.Name()
+	h.nameValue = h.verifier.Name()
+	if h.own, err = ownHeaders(h.verifier); err != nil {
+		return fmt.Errorf("provider %s: %w", h.providerName(), err)
+	}
 
 	switch h.Dedupe.Store {
 	case "off", "memory":
@@ -205,6 +222,13 @@ func (h *Handler) Provision(ctx caddy.Context) error {
 	if h.store, h.poolKey, err = h.Dedupe.acquire(ctx, repl, h.logger.With(zap.String("provider", h.verifier.Name()))); err != nil {
 		return fmt.Errorf("dedupe: %w", err)
 	}
+	if h.store != nil {
+		h.namespace, h.secretSet = h.poolKey+"|"+h.Dedupe.KeyPrefix+h.verifier.Name(), fingerprint(secrets)
+		if shared := namespaces.add(h.namespace, h.secretSet); shared {
+			h.logger.Warn("routes with different secrets share one dedupe namespace: an event id that one of them verifies is answered as a duplicate on the other; give each its own key_prefix (after a reload that changed the secrets, this shows once)",
+				zap.String("provider", h.verifier.Name()), zap.String("key_prefix", h.Dedupe.KeyPrefix))
+		}
+	}
 	switch {
 	case h.store == nil:
 		h.logger.Warn("dedupe is off: a replay inside the timestamp window is forwarded again",
@@ -214,6 +238,52 @@ func (h *Handler) Provision(ctx caddy.Context) error {
 			zap.String("provider", h.verifier.Name()), zap.Duration("dedupe_ttl", time.Duration(h.DedupeTTL)))
 	}
 	return nil
+}
+
+// namespaces counts the live handlers of each dedupe namespace by secret
+// set, to warn when routes with different secrets share one (tenants of one
+// provider on one gateway, say): an event id verified by one route would
+// be answered as a duplicate on the other.
+var namespaces = secretSets{m: map[string]map[[32]byte]int{}}
+
+type secretSets struct {
+	sync.Mutex
+	m map[string]map[[32]byte]int
+}
+
+// add counts a handler and reports whether its namespace holds another
+// secret set.
+func (s *secretSets) add(ns string, set [32]byte) (shared bool) {
+	s.Lock()
+	defer s.Unlock()
+	if s.m[ns] == nil {
+		s.m[ns] = map[[32]byte]int{}
+	}
+	for other, n := range s.m[ns] {
+		shared = shared || (other != set && n > 0)
+	}
+	s.m[ns][set]++
+	return shared
+}
+
+func (s *secretSets) remove(ns string, set [32]byte) {
+	if ns == "" {
+		return
+	}
+	s.Lock()
+	defer s.Unlock()
+	if s.m[ns][set]--; s.m[ns][set] <= 0 {
+		delete(s.m[ns], set)
+	}
+	if len(s.m[ns]) == 0 {
+		delete(s.m, ns)
+	}
+}
+
+// fingerprint digests a set of secrets, in any order.
+func fingerprint(secrets []string) [32]byte {
+	sorted := slices.Sorted(slices.Values(secrets))
+	return sha256.Sum256([]byte(strings.Join(sorted, "\x00")))
 }
 
 // knownProviders lists what the provider option takes.
@@ -307,6 +377,7 @@ func (h *Handler) Validate() error {
 
 // Cleanup releases the dedupe store; safe after a failed Provision.
 func (h *Handler) Cleanup() error {
+	namespaces.remove(h.namespace, h.secretSet)
 	return errors.Join(releaseStore(h.poolKey), h.cleanupArchive())
 }
 
@@ -319,8 +390,7 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request, next caddyht
 	repl.Set("http.webhook.verified", false)
 	repl.Set("http.webhook.duplicate", false)
 	received := h.archiveHeader(r) // before any header is stripped
-	stripForgeable(r.Header)
-	r.Header["Webhook-Provider"] = h.nameHeader
+	stripForgeable(r.Header, h.own)
 
 	if r.Method != http.MethodPost {
 		w.Header().Set("Allow", http.MethodPost)
@@ -347,6 +417,7 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request, next caddyht
 		h.logReject(r, reason, verr, "", "forwarded: enforce off")
 		h.count.unverified.Inc()
 		ref, _ := h.archiveUnverified(r, received, body.Bytes(), archive.Unverified, reason, verr)
+		h.gatewayHeaders(r, nil)
 		body.handOff(r, nil) // as received, signatures included: the app may check them
 		return h.deliver(w, r, next, dedupe.Claim{}, "", ref)
 	}
@@ -366,14 +437,8 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request, next caddyht
 	h.count.secretMatched(ev.Secret)
 	repl.Set("http.webhook.event_id", ev.ID)
 	repl.Set("http.webhook.event_type", ev.Type)
-	// one array for the three header values (a slice of length 1 each, so
-	// an Add elsewhere copies rather than writes into it)
-	vals := [...]string{ev.ID, ev.Type}
-	hv := vals[:]
-	r.Header["Webhook-Event-Id"] = hv[0:1:1]
-	r.Header["Webhook-Event-Type"] = hv[1:2:2]
 	// the sign, for the sender, that the request passed this handler
-	w.Header()["Webhook-Event-Id"] = hv[0:1:1]
+	w.Header()["Webhook-Event-Id"] = []string{ev.ID}
 
 	// 2. claim
 	claim, answered, err := h.claim(w, r, &ev)
@@ -400,12 +465,28 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request, next caddyht
 
 	// 3. forward, 4. settle
 	h.count.verified.Inc()
+	h.gatewayHeaders(r, &ev)
 	if h.Format == "cloudevents" {
 		body.handOff(r, &ev)
 	} else {
 		body.handOff(r, nil)
 	}
 	return h.deliver(w, r, next, claim, ev.ID, ref)
+}
+
+// gatewayHeaders sets the headers the upstream reads as the gateway's,
+// on a request about to be forwarded: Webhook-Provider, and for a verified
+// event Webhook-Event-Id and Webhook-Event-Type. Their values are the
+// request's own (a request_header replace edits values in place).
+func (h *Handler) gatewayHeaders(r *http.Request, ev *verify.Event) {
+	if ev == nil {
+		r.Header["Webhook-Provider"] = []string{h.verifier.Name()}
+		return
+	}
+	vals := [...]string{h.verifier.Name(), ev.ID, ev.Type}
+	r.Header["Webhook-Provider"] = vals[0:1:1]
+	r.Header["Webhook-Event-Id"] = vals[1:2:2]
+	r.Header["Webhook-Event-Type"] = vals[2:3:3]
 }
 
 // claim claims the event in the dedupe store. answered reports that the

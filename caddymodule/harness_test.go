@@ -76,9 +76,10 @@ type upstream struct {
 }
 
 type received struct {
-	path   string
-	header http.Header
-	body   []byte
+	path    string
+	header  http.Header
+	trailer http.Header
+	body    []byte
 }
 
 func newUpstream(t *testing.T) *upstream {
@@ -87,7 +88,7 @@ func newUpstream(t *testing.T) *upstream {
 		body, _ := io.ReadAll(r.Body)
 		u.mu.Lock()
 		n := len(u.got)
-		u.got = append(u.got, received{path: r.URL.Path, header: r.Header.Clone(), body: body})
+		u.got = append(u.got, received{path: r.URL.Path, header: r.Header.Clone(), trailer: r.Trailer.Clone(), body: body})
 		status, delay := http.StatusOK, u.delay
 		if u.status != nil {
 			status = u.status(n)

@@ -3,9 +3,9 @@ package caddymodule
 import (
 	"encoding/json"
 	"errors"
+	"fmt"
 	"net/http"
 	"strconv"
-	"strings"
 
 	"github.com/caddyserver/caddy/v2"
 	"github.com/caddyserver/caddy/v2/modules/caddyhttp"
@@ -116,24 +116,55 @@ func (h *Handler) logStore(r *http.Request, op string, err error, eventID string
 }
 
 // stripForgeable removes every inbound header that the upstream could take
-// for the gateway's own: the Webhook-Provider, Webhook-Event-Id and
-// Webhook-Event-Type headers this handler sets, in any spelling that an
-// app may read as the same name (Webhook_Event_Id: CGI, PHP and WSGI map
-// '-' and '_' to one variable), and every CloudEvents attribute header
-// (Ce-*, which binary-mode receivers read as the event's attributes).
-func stripForgeable(h http.Header) {
+// for the gateway's own, except the provider's own headers (own, keyed by
+// canonical name): every Webhook-* header (the gateway sets
+// Webhook-Provider, Webhook-Event-Id and Webhook-Event-Type, and replays
+// add Webhook-Replay) and every CloudEvents attribute header (Ce-*, which
+// binary-mode receivers read as the event's attributes), in any spelling
+// that an app may read as the same name (Webhook_Event_Id,
+// Webhook.Event.Id: CGI, PHP and WSGI map '-', '_' and '.' to one
+// variable; Caddy drops such names by default, but a server's
+// expected_underscore_headers or expected_dot_headers lets them in).
+func stripForgeable(h http.Header, own map[string]bool) {
 	for name := range h {
-		if forgeable(name) {
+		if forgeable(name) && !own[name] {
 			delete(h, name)
 		}
 	}
 }
 
+// forgeable reports whether a header name is one the gateway owns.
 func forgeable(name string) bool {
-	if len(name) > 3 && separator(name[2]) && strings.EqualFold(name[:2], "ce") {
-		return true
+	return hasPrefixName(name, "ce-") || hasPrefixName(name, "webhook-")
+}
+
+// hasPrefixName reports whether a header name starts with a lower-case
+// prefix ending in '-', case-insensitively and with '_' and '.' taken
+// for '-'.
+func hasPrefixName(name, prefix string) bool {
+	return len(name) > len(prefix) && sameName(name[:len(prefix)], prefix)
+}
+
+// ownHeaders returns the headers the provider reads (canonical names),
+// which stripForgeable keeps (Standard Webhooks' Webhook-Id, say). A
+// provider header that the gateway sets itself (Webhook-Provider,
+// Webhook-Event-Id, Webhook-Event-Type, Webhook-Replay) or a Ce-* header
+// is refused: the upstream could not tell it from the gateway's.
+func ownHeaders(v *verify.Verifier) (map[string]bool, error) {
+	own := map[string]bool{}
+	for _, name := range v.Headers() {
+		if hasPrefixName(name, "ce-") || gatewaySets(name) {
+			return nil, fmt.Errorf("header %s is the gateway's own: choose another", name)
+		}
+		own[http.CanonicalHeaderKey(name)] = true
 	}
-	for _, own := range [...]string{"webhook-provider", "webhook-event-id", "webhook-event-type"} {
+	return own, nil
+}
+
+// gatewaySets reports whether the gateway sets a header of this name, in
+// any spelling an app reads as the same.
+func gatewaySets(name string) bool {
+	for _, own := range [...]string{"webhook-provider", "webhook-event-id", "webhook-event-type", "webhook-replay"} {
 		if len(name) == len(own) && sameName(name, own) {
 			return true
 		}

@@ -278,6 +278,23 @@ func (v *Verifier) SignatureHeaders() []string {
 	return names
 }
 
+// Headers names every header the provider reads: its signature headers,
+// the signed id and timestamp headers of its forms, and a type header.
+func (v *Verifier) Headers() []string {
+	var names []string
+	for _, f := range v.forms {
+		for _, n := range []string{f.headers.sig, f.headers.id, f.headers.time} {
+			if n != "" && !slices.Contains(names, n) {
+				names = append(names, n)
+			}
+		}
+	}
+	if v.typeHeader != "" && !slices.Contains(names, v.typeHeader) {
+		names = append(names, v.typeHeader)
+	}
+	return names
+}
+
 // Forms returns the signature forms of the Verifier's provider, the current
 // one first.
 func (v *Verifier) Forms() []Form { return v.forms }
