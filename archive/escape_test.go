@@ -114,3 +114,31 @@ func TestSymlinkedProviderDirectoryRefused(t *testing.T) {
 		t.Errorf("clean removed the link's target: %v", err)
 	}
 }
+
+// TestRecordOfAnotherProviderSkipped: a record whose provider is not its
+// directory's (a file copied into the wrong directory, or a forged one
+// naming a provider that would escape it) is skipped with a warning, and
+// never selected for a replay.
+func TestRecordOfAnotherProviderSkipped(t *testing.T) {
+	dir := t.TempDir()
+	c := &clock{t: t0}
+	w := open(t, dir, "wazera", c, archive.Limits{})
+	w.WriteRequest(verified("mine", `{}`))
+	w.Close()
+	stray := filepath.Join(dir, "wazera", archive.FileName(t0, "copied-000000000000"))
+	os.WriteFile(stray, []byte(
+		`{"kind":"request","verdict":"verified","id":"x-1","time":"2026-05-01T13:59:59Z","provider":"zavu","event_id":"theirs","body":"{}"}`+"\n"+
+			`{"kind":"request","verdict":"verified","id":"x-2","time":"2026-05-01T13:59:59Z","provider":"../../etc","event_id":"forged","body":"{}"}`+"\n"), 0o600)
+	var warned []string
+	r := &archive.Reader{Dir: dir, Warn: func(f string, l int, m string) { warned = append(warned, m) }}
+	sel, err := r.Select(archive.Filter{}, true)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(sel) != 1 || sel[0].EventID != "mine" {
+		t.Errorf("selected %d records, want only mine", len(sel))
+	}
+	if len(warned) != 2 || !strings.Contains(warned[0], `provider "zavu" in the directory of wazera`) {
+		t.Errorf("warnings %q", warned)
+	}
+}

@@ -202,6 +202,9 @@ func (r *Reader) merge(group []archiveFile, f *Filter, fn func(*Record) error) e
 	}()
 	for _, af := range group {
 		s, err := openScanner(af.path, r.warn)
+		if err == nil {
+			s.provider = af.provider
+		}
 		if err != nil {
 			r.warn(af.path, 0, "cannot read: "+err.Error())
 			continue
@@ -236,6 +239,9 @@ var maxLine = 256 << 20
 // lineScanner reads one file's records.
 type lineScanner struct {
 	path string
+	// provider, when set, is the directory's: a record of another
+	// provider there is foreign, and skipped
+	provider string
 	f    *os.File
 	br   *bufio.Reader
 	line int
@@ -273,6 +279,10 @@ func (s *lineScanner) next() {
 				return
 			}
 			s.warn(s.path, s.line, perr.Error()+": skipped")
+			continue
+		}
+		if s.provider != "" && rec.Provider != s.provider {
+			s.warn(s.path, s.line, fmt.Sprintf("a record of provider %q in the directory of %s: skipped", rec.Provider, s.provider))
 			continue
 		}
 		rec.File, rec.Line = s.path, s.line
