@@ -138,7 +138,10 @@ func runReplay(cmd *cobra.Command) error {
 	var store *dedupe.Redis
 	if addr, _ := fl.GetString("redis"); addr != "" {
 		prefix, _ := fl.GetString("key-prefix")
-		client := redis.NewUniversalClient(&redis.UniversalOptions{Addrs: []string{addr}})
+		client := redis.NewUniversalClient(&redis.UniversalOptions{
+			Addrs:                 []string{addr},
+			ContextTimeoutEnabled: true, // as the gateway's: the store's timeout also cuts a hanging read or write
+		})
 		defer client.Close()
 		ctx, cancel := context.WithTimeout(cmd.Context(), 5*time.Second)
 		err := client.Ping(ctx).Err()
