@@ -155,7 +155,14 @@ func runReplay(cmd *cobra.Command) error {
 
 	p := &replayer{
 		to: to, format: format, store: store,
-		client:  &http.Client{Timeout: replayTimeout},
+		client: &http.Client{
+			Timeout: replayTimeout,
+			// a redirect is the answer, not acceptance: following it
+			// would turn the POST into a GET without the body and count
+			// the page it lands on as the event delivered (the gateway's
+			// reverse_proxy does not follow one either)
+			CheckRedirect: func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse },
+		},
 		dir:     r.Dir,
 		writers: map[string]*archive.Writer{},
 		stderr:  cmd.ErrOrStderr(),
