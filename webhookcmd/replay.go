@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"math"
 	"net/http"
 	"net/url"
 	"os"
@@ -93,8 +94,8 @@ func runReplay(cmd *cobra.Command) error {
 		return fmt.Errorf("--format %q: use cloudevents or raw", format)
 	}
 	rate, _ := fl.GetFloat64("rate")
-	if rate <= 0 {
-		return errors.New("--rate must be positive")
+	if !(rate > 0) || math.IsInf(rate, 1) { // NaN and +Inf too: no interval to wait
+		return errors.New("--rate must be a positive number")
 	}
 	var f archive.Filter
 	f.Provider, _ = fl.GetString("provider")

@@ -44,3 +44,20 @@ func TestReplayDoesNotFollowRedirects(t *testing.T) {
 		t.Errorf("after the redirects: exit %d\n%s%s", code, out, stderr)
 	}
 }
+
+// TestReplayRateMustBeANumber: --rate NaN or Inf is refused before
+// anything is sent (NaN passed the old "<= 0" check and sent at full speed).
+func TestReplayRateMustBeANumber(t *testing.T) {
+	dir := t.TempDir()
+	gatewayArchive(t, dir)
+	up := newRecorder(t, 200)
+	for _, rate := range []string{"NaN", "Inf", "+Inf", "-1", "0"} {
+		_, stderr, code := caddy(t, nil, "webhook", "replay", "--archive", dir, "--to", up.URL, "--rate", rate)
+		if code == 0 || !strings.Contains(stderr, "--rate must be a positive number") {
+			t.Errorf("--rate %s: exit %d, stderr %q", rate, code, stderr)
+		}
+	}
+	if got := up.ids(); len(got) != 0 {
+		t.Errorf("sent %v with a bad --rate", got)
+	}
+}
