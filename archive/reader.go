@@ -242,12 +242,12 @@ type lineScanner struct {
 	// provider, when set, is the directory's: a record of another
 	// provider there is foreign, and skipped
 	provider string
-	f    *os.File
-	br   *bufio.Reader
-	line int
-	good int // records read
-	warn func(string, int, string)
-	rec  *Record // the current record; nil at the end
+	f        *os.File
+	br       *bufio.Reader
+	line     int
+	good     int // records read
+	warn     func(string, int, string)
+	rec      *Record // the current record; nil at the end
 }
 
 func openScanner(path string, warn func(string, int, string)) (*lineScanner, error) {
