@@ -64,6 +64,8 @@ import (
 	"strconv"
 	"time"
 	"unicode/utf8"
+
+	"github.com/wagate/caddy-webhook/verify"
 )
 
 // Verdicts of a request record.
@@ -237,15 +239,15 @@ func (r *Record) valid() bool {
 // appendRequest appends a request record, with its newline.
 func appendRequest(b []byte, id string, t time.Time, provider string, q *Request, body []byte, size int) []byte {
 	b = append(b, `{"kind":"request","verdict":`...)
-	b = appendString(b, q.Verdict)
+	b = verify.AppendJSONString(b, q.Verdict)
 	b = appendHead(b, id, t, provider, q.EventID)
 	if q.EventType != "" {
 		b = append(b, `,"event_type":`...)
-		b = appendString(b, q.EventType)
+		b = verify.AppendJSONString(b, q.EventType)
 	}
 	if q.Reason != "" {
 		b = append(b, `,"reason":`...)
-		b = appendString(b, q.Reason)
+		b = verify.AppendJSONString(b, q.Reason)
 	}
 	if q.Secret >= 0 && (q.Verdict != Rejected && q.Verdict != Unverified) {
 		b = append(b, `,"secret":`...)
@@ -270,7 +272,7 @@ func appendRequest(b []byte, id string, t time.Time, provider string, q *Request
 	} {
 		if f.v != "" {
 			b = append(b, f.k...)
-			b = appendString(b, f.v)
+			b = verify.AppendJSONString(b, f.v)
 		}
 	}
 	if len(q.Header) > 0 {
@@ -285,7 +287,7 @@ func appendRequest(b []byte, id string, t time.Time, provider string, q *Request
 			if i > 0 {
 				b = append(b, ',')
 			}
-			b = appendString(b, k)
+			b = verify.AppendJSONString(b, k)
 			b = append(b, ":["...)
 			for j, v := range q.Header[k] {
 				if j > 0 {
@@ -294,7 +296,7 @@ func appendRequest(b []byte, id string, t time.Time, provider string, q *Request
 				if redacted[k] {
 					v = Redacted
 				}
-				b = appendString(b, v)
+				b = verify.AppendJSONString(b, v)
 			}
 			b = append(b, ']')
 		}
@@ -303,7 +305,7 @@ func appendRequest(b []byte, id string, t time.Time, provider string, q *Request
 	if len(body) > 0 {
 		if utf8.Valid(body) {
 			b = append(b, `,"body":`...)
-			b = appendString(b, body)
+			b = verify.AppendJSONString(b, body)
 		} else {
 			b = append(b, `,"body_base64":"`...)
 			b = base64.StdEncoding.AppendEncode(b, body)
@@ -317,7 +319,7 @@ func appendRequest(b []byte, id string, t time.Time, provider string, q *Request
 	}
 	if len(q.CloudEventHead) > 0 {
 		b = append(b, `,"ce_head":`...)
-		b = appendString(b, q.CloudEventHead)
+		b = verify.AppendJSONString(b, q.CloudEventHead)
 	}
 	return append(b, "}\n"...)
 }
@@ -327,20 +329,20 @@ func appendOutcome(b []byte, id string, t time.Time, provider string, ref Ref, o
 	b = append(b, `{"kind":"outcome"`...)
 	b = appendHead(b, id, t, provider, ref.EventID)
 	b = append(b, `,"ref":`...)
-	b = appendString(b, ref.ID)
+	b = verify.AppendJSONString(b, ref.ID)
 	if o.Status != 0 {
 		b = append(b, `,"status":`...)
 		b = strconv.AppendInt(b, int64(o.Status), 10)
 	}
 	if o.Error != "" {
 		b = append(b, `,"error":`...)
-		b = appendString(b, o.Error)
+		b = verify.AppendJSONString(b, o.Error)
 	}
 	b = append(b, `,"duration_ms":`...)
 	b = strconv.AppendFloat(b, float64(o.Duration.Microseconds())/1000, 'f', -1, 64)
 	if o.Settled != "" {
 		b = append(b, `,"settled":`...)
-		b = appendString(b, o.Settled)
+		b = verify.AppendJSONString(b, o.Settled)
 	}
 	if o.Replay {
 		b = append(b, `,"replay":true`...)
@@ -351,65 +353,14 @@ func appendOutcome(b []byte, id string, t time.Time, provider string, ref Ref, o
 // appendHead appends the fields every record has, after its first.
 func appendHead(b []byte, id string, t time.Time, provider, eventID string) []byte {
 	b = append(b, `,"id":`...)
-	b = appendString(b, id)
+	b = verify.AppendJSONString(b, id)
 	b = append(b, `,"time":"`...)
 	b = t.UTC().AppendFormat(b, time.RFC3339Nano)
 	b = append(b, `","provider":`...)
-	b = appendString(b, provider)
+	b = verify.AppendJSONString(b, provider)
 	if eventID != "" {
 		b = append(b, `,"event_id":`...)
-		b = appendString(b, eventID)
+		b = verify.AppendJSONString(b, eventID)
 	}
 	return b
-}
-
-// appendString appends s as a JSON string. Invalid UTF-8 becomes U+FFFD,
-// as encoding/json does; callers keep exact bytes with base64 instead.
-func appendString[T string | []byte](b []byte, s T) []byte {
-	const hex = "0123456789abcdef"
-	b = append(b, '"')
-	start := 0
-	for i := 0; i < len(s); {
-		c := s[i]
-		if c >= 0x20 && c != '"' && c != '\\' && c < utf8.RuneSelf {
-			i++
-			continue
-		}
-		if c < utf8.RuneSelf {
-			b = append(b, s[start:i]...)
-			switch c {
-			case '"', '\\':
-				b = append(b, '\\', c)
-			case '\n':
-				b = append(b, '\\', 'n')
-			case '\r':
-				b = append(b, '\\', 'r')
-			case '\t':
-				b = append(b, '\\', 't')
-			default:
-				b = append(b, '\\', 'u', '0', '0', hex[c>>4], hex[c&0xf])
-			}
-			i++
-			start = i
-			continue
-		}
-		r, n := utf8.DecodeRune([]byte(s[i:min(i+utf8.UTFMax, len(s))]))
-		if r == utf8.RuneError && n == 1 {
-			b = append(b, s[start:i]...)
-			b = append(b, `\ufffd`...)
-			i++
-			start = i
-			continue
-		}
-		if r == '\u2028' || r == '\u2029' {
-			b = append(b, s[start:i]...)
-			b = append(b, '\\', 'u', '2', '0', '2', hex[r&0xf])
-			i += n
-			start = i
-			continue
-		}
-		i += n
-	}
-	b = append(b, s[start:]...)
-	return append(b, '"')
 }

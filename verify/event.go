@@ -190,18 +190,18 @@ func (e *Event) Payload() []byte {
 // AppendCloudEventHead appends the CloudEvent up to its payload.
 func (e *Event) AppendCloudEventHead(dst []byte) []byte {
 	dst = append(dst, `{"specversion":"1.0","id":`...)
-	dst = appendJSONString(dst, e.ID)
+	dst = AppendJSONString(dst, e.ID)
 	dst = append(dst, `,"source":`...)
-	dst = appendJSONString(dst, e.Provider)
+	dst = AppendJSONString(dst, e.Provider)
 	dst = append(dst, `,"type":`...)
-	dst = appendJSONString(dst, e.Type)
+	dst = AppendJSONString(dst, e.Type)
 	if !e.Time.IsZero() {
 		dst = append(dst, `,"time":"`...)
 		dst = e.Time.UTC().AppendFormat(dst, time.RFC3339Nano)
 		dst = append(dst, '"')
 	}
 	dst = append(dst, `,"datacontenttype":"application/json","providerevent":`...)
-	dst = appendJSONString(dst, e.ProviderType)
+	dst = AppendJSONString(dst, e.ProviderType)
 	dst = append(dst, `,"data":{`...)
 	for f := FieldMessageID; f <= lastField; f++ {
 		tok := e.fields[f]
@@ -228,8 +228,10 @@ func (e *Event) AppendCloudEventHead(dst []byte) []byte {
 	return append(dst, `"payload":`...)
 }
 
-// appendJSONString appends s as a JSON string. Invalid UTF-8 becomes U+FFFD.
-func appendJSONString(dst []byte, s string) []byte {
+// AppendJSONString appends s as a JSON string, as encoding/json writes it
+// except that <, > and & stay as they are: invalid UTF-8 becomes U+FFFD,
+// and U+2028 and U+2029 are escaped (JavaScript reads them as line ends).
+func AppendJSONString[T string | []byte](dst []byte, s T) []byte {
 	const hexDigits = "0123456789abcdef"
 	dst = append(dst, '"')
 	start := 0
@@ -257,15 +259,20 @@ func appendJSONString(dst []byte, s string) []byte {
 			start = i
 			continue
 		}
-		r, n := utf8.DecodeRuneInString(s[i:])
-		if r == utf8.RuneError && n == 1 {
+		r, n := utf8.DecodeRune([]byte(s[i:min(i+utf8.UTFMax, len(s))]))
+		switch {
+		case r == utf8.RuneError && n == 1:
 			dst = append(dst, s[start:i]...)
 			dst = append(dst, `\ufffd`...)
-			i++
-			start = i
+		case r == '\u2028' || r == '\u2029':
+			dst = append(dst, s[start:i]...)
+			dst = append(dst, '\\', 'u', '2', '0', '2', hexDigits[r&0xf])
+		default:
+			i += n
 			continue
 		}
 		i += n
+		start = i
 	}
 	dst = append(dst, s[start:]...)
 	return append(dst, '"')

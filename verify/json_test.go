@@ -133,7 +133,7 @@ func TestDepthLimit(t *testing.T) {
 
 func TestAppendJSONString(t *testing.T) {
 	for _, s := range []string{"", "plain", `q"b\`, "ctl\x00\x01\n\r\t\x1f\x7f", "é✓😀", "bad\xffutf8", "<script>&"} {
-		out := appendJSONString(nil, s)
+		out := AppendJSONString(nil, s)
 		var back string
 		if err := json.Unmarshal(out, &back); err != nil {
 			t.Fatalf("%q encoded as %s: %v", s, out, err)
