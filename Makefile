@@ -36,7 +36,7 @@ fuzz:
 bench:
 	$(GO) test -run '^$$' -bench . -benchmem ./verify/ ./dedupe/
 
-# The six fault drills at full size (go test ./... runs them short).
+# The fault drills at full size (go test ./... runs them short).
 faults:
 	scripts/faults
 
