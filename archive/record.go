@@ -128,6 +128,9 @@ type Request struct {
 	// Secrets is how many secrets were configured (so that a reject can
 	// say "none of 2"); 0 leaves it out.
 	Secrets int
+	// Form names the signature form the request's headers were in (the
+	// provider's form names, as `caddy webhook sign --form` takes them).
+	Form string
 	// Timestamp is the signed time the request carried, when it was
 	// read, and Window the window it was held to; zero leaves them out.
 	Timestamp time.Time
@@ -167,6 +170,7 @@ type Record struct {
 	// Secrets, Timestamp and WindowS (seconds) diagnose a request: how
 	// many secrets were configured, the signed time and its window.
 	Secrets   int        `json:"secrets,omitempty"`
+	Form      string     `json:"form,omitempty"`
 	Timestamp *time.Time `json:"timestamp,omitempty"`
 	WindowS   int64      `json:"window_s,omitempty"`
 
@@ -267,7 +271,7 @@ func appendRequest(b []byte, id string, t time.Time, provider string, q *Request
 		b = strconv.AppendInt(b, int64(q.Window/time.Second), 10)
 	}
 	for _, f := range [...]struct{ k, v string }{
-		{`,"format":`, q.Format}, {`,"route":`, q.Route}, {`,"remote":`, q.Remote},
+		{`,"form":`, q.Form}, {`,"format":`, q.Format}, {`,"route":`, q.Route}, {`,"remote":`, q.Remote},
 		{`,"method":`, q.Method}, {`,"host":`, q.Host}, {`,"path":`, q.Path},
 	} {
 		if f.v != "" {

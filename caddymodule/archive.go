@@ -271,6 +271,7 @@ func (h *Handler) archiveVerdict(r *http.Request, header http.Header, body []byt
 		Header: header, Body: body, Verdict: verdict, Reason: reason, Secret: -1, Format: h.Format,
 	}
 	q.Secrets = len(h.Secrets)
+	q.Form = h.verifier.FormOf(header) // the headers as received, signatures included
 	var scratch [1024]byte
 	if ev != nil {
 		q.EventID, q.EventType, q.Secret = ev.ID, ev.Type, ev.Secret

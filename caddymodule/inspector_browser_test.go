@@ -7,6 +7,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"regexp"
 	"strings"
 	"sync"
 	"testing"
@@ -219,6 +220,10 @@ func TestInspectorInBrowser(t *testing.T) {
 		if !strings.Contains(diagnosis, want) {
 			t.Errorf("diagnosis lacks %q:\n%s", want, diagnosis)
 		}
+	}
+	// the form the sender signed in, by the provider's name for it
+	if !regexp.MustCompile(`Signature form\s+hex`).MatchString(diagnosis) {
+		t.Errorf("diagnosis lacks the signature form (hex):\n%s", diagnosis)
 	}
 	if !strings.Contains(payload, "message.received") || !strings.Contains(payload, "•") || !strings.Contains(payload, "[text: ") {
 		t.Errorf("payload not shown masked:\n%s", payload)

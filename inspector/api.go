@@ -413,6 +413,9 @@ type Diagnosis struct {
 	// shortened.
 	SignatureHeader string `json:"signature_header,omitempty"`
 	Signature       string `json:"signature,omitempty"`
+	// Form is the signature form the headers were in, by the provider's
+	// name for it.
+	Form string `json:"form,omitempty"`
 }
 
 func (in *Inspector) detail(w http.ResponseWriter, r *http.Request, id string) {
@@ -493,6 +496,7 @@ func diagnose(rec *archive.Record, body []byte) Diagnosis {
 		sum := sha256.Sum256(body)
 		dg.BodySHA256 = hex.EncodeToString(sum[:])
 	}
+	dg.Form = rec.Form
 	for _, name := range sortedKeys(rec.Headers) {
 		if isSignatureHeader(name) && len(rec.Headers[name]) > 0 {
 			dg.SignatureHeader = name

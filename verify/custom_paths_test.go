@@ -60,3 +60,26 @@ func TestUnusableTypeIsUnknown(t *testing.T) {
 		}
 	}
 }
+
+// TestFormOf: each form a provider signs in is named back from the
+// headers Sign wrote, for the inspector's diagnosis.
+func TestFormOf(t *testing.T) {
+	for _, p := range verify.Providers() {
+		v, err := verify.New(p, verify.Options{Secrets: []string{"whsec_Zm9ybS1zZWNyZXQ="}})
+		if err != nil {
+			t.Fatal(err)
+		}
+		for _, f := range v.Forms() {
+			h, err := v.Sign([]byte(`{"id":"evt_1","event_id":"evt_1","type":"message.sent","event":"message.sent"}`), verify.SignOptions{Form: f.Name, ID: "msg_1"})
+			if err != nil {
+				t.Fatalf("%s %s: %v", p, f.Name, err)
+			}
+			if got := v.FormOf(h); got != f.Name {
+				t.Errorf("%s: signed in %s, FormOf says %q", p, f.Name, got)
+			}
+		}
+		if got := v.FormOf(http.Header{}); got != "" {
+			t.Errorf("%s: no signature header, FormOf says %q", p, got)
+		}
+	}
+}

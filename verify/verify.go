@@ -37,6 +37,7 @@ import (
 	"net/http"
 	"slices"
 	"sort"
+	"strings"
 	"sync"
 	"time"
 )
@@ -126,6 +127,7 @@ type provider struct {
 	list           bool                                // space-separated entries; those without the prefix are ignored
 	enc            encoding                            // how the MAC is written
 	parse          func(value string) (request, error) // replaces the four fields above, for a header they cannot describe
+	formOf         func(value string) string           // with parse: the form a value is in, for FormOf
 	signed         []part                              // the signed bytes before the body; none: the body alone
 
 	// Timestamps and their windows.
@@ -293,6 +295,44 @@ func (v *Verifier) Headers() []string {
 		names = append(names, v.typeHeader)
 	}
 	return names
+}
+
+// FormOf names the signature form a request's headers are in (a Name
+// from Forms), or "" when no signature header of the provider is there.
+// It is for a diagnosis ("which form did the sender use?"), never for the
+// check: Verify tries every form the provider accepts.
+func (v *Verifier) FormOf(h http.Header) string {
+	set := v.headerSet(h)
+	value := h.Get(set.sig)
+	if value == "" {
+		return ""
+	}
+	if v.provider.formOf != nil {
+		return v.provider.formOf(value)
+	}
+	first := ""
+	for _, f := range v.forms {
+		if canonicalHeader(f.headers.sig) != set.sig {
+			continue
+		}
+		if first == "" {
+			first = f.Name
+		}
+		mac, ok := strings.CutPrefix(value, f.prefix)
+		if v.provider.parse == nil && ok && (f.enc == base64MAC) != allHex(mac) {
+			return f.Name
+		}
+	}
+	return first
+}
+
+func allHex(s string) bool {
+	for i := 0; i < len(s); i++ {
+		if !isHex(s[i]) {
+			return false
+		}
+	}
+	return s != ""
 }
 
 // Forms returns the signature forms of the Verifier's provider, the current

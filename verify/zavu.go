@@ -34,8 +34,17 @@ import (
 const HeaderZavuSignature = "X-Zavu-Signature"
 
 var zavu = provider{
-	name:       Zavu,
-	parse:      parseZavu,
+	name:  Zavu,
+	parse: parseZavu,
+	formOf: func(value string) string {
+		switch {
+		case strings.HasPrefix(value, "sha256="):
+			return "seed"
+		case strings.Contains(value, "v2="):
+			return "v2"
+		}
+		return "v1"
+	},
 	headerTime: attemptTime,
 	bodyTime:   eventTime,
 	maxAge:     4 * time.Hour,

@@ -209,6 +209,7 @@ async function showDetail(id) {
     ["Body", g.body_archived || g.body_size ? `${g.body_size} bytes${g.body_truncated ? " (cut in the archive)" : ""}` : "not archived"],
     ["SHA-256", g.body_sha256],
     ["Signature", g.signature_header ? `${g.signature_header}: ${g.signature}` : ""],
+    ["Signature form", g.form || ""],
     ["Received", `${d.time} from ${d.remote || "?"}: ${d.method || ""} ${d.path || ""}`],
     ["Record", d.id],
   ]);
