@@ -91,24 +91,7 @@ func (a *app) snapshot() (accepted, replays map[string]int) {
 func (a *app) compare(r sim.Report) sim.Outcome {
 	a.mu.Lock()
 	defer a.mu.Unlock()
-	o := sim.Outcome{Sent: len(r.IDs)}
-	for _, id := range r.IDs {
-		switch n := a.accepted[id]; {
-		case n == 0:
-			o.Lost++
-			if a.seen[id] < r.PerEvent[id] {
-				o.LostAtGateway++
-			} else {
-				o.RefusedByUpstream++
-			}
-		case n > 1:
-			o.Doubled++
-			o.Delivered++
-		default:
-			o.Delivered++
-		}
-	}
-	return o
+	return sim.Compare(r, a.accepted, a.seen)
 }
 
 // replayRun is one run of `caddy webhook replay`.

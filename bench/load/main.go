@@ -129,27 +129,24 @@ func main() {
 			*provider, *bodies, *conc, *perRound, *rounds)
 		fmt.Println("| dedupe | format | body | conc | throughput B/A (median of rounds) | Caddy CPU per request B/A (median) | p50 ms A / B | p99 ms A / B | p99 B/A | req/s A / B | Caddy CPU µs/req A / B | redis-server CPU µs/req B | errors |")
 		fmt.Println("|---|---|---|---|---|---|---|---|---|---|---|---|---|")
-		for _, dd := range split(*dedupes) {
-			for _, format := range split(*formats) {
-				for _, body := range split(*bodies) {
-					for _, c := range split(*conc) {
-						n, _ := strconv.Atoi(c)
-						pinnedRow(g, ul.Addr().String(), redisAddr, dd, format, body, n)
-					}
-				}
-			}
-		}
+		eachRow(func(dd, format, body string, c int) { pinnedRow(g, ul.Addr().String(), redisAddr, dd, format, body, c) })
 		return
 	}
 	fmt.Printf("provider %s, rounds of %s, %d per route, alternating; CPU and RSS of the Caddy process\n\n", *provider, *duration, *rounds)
 	fmt.Println("| dedupe | format | body | conc | route | req/s | p50 ms | p99 ms | p99.9 ms | CPU s/1k req | redis-server CPU s/1k req | peak RSS MB | errors |")
 	fmt.Println("|---|---|---|---|---|---|---|---|---|---|---|---|---|")
+	eachRow(func(dd, format, body string, c int) { row(g, ul.Addr().String(), redisAddr, dd, format, body, c) })
+}
+
+// eachRow calls run for every combination of the -dedupe, -format, -body
+// and -c lists.
+func eachRow(run func(dedupe, format, body string, conc int)) {
 	for _, dd := range split(*dedupes) {
 		for _, format := range split(*formats) {
 			for _, body := range split(*bodies) {
 				for _, c := range split(*conc) {
 					n, _ := strconv.Atoi(c)
-					row(g, ul.Addr().String(), redisAddr, dd, format, body, n)
+					run(dd, format, body, n)
 				}
 			}
 		}

@@ -94,12 +94,19 @@ type Outcome struct {
 func (u *Upstream) Compare(r Report) Outcome {
 	u.mu.Lock()
 	defer u.mu.Unlock()
+	return Compare(r, u.accepted, u.seen)
+}
+
+// Compare counts, over the events of a report, those an app accepted
+// (accepted: 2xx answers by event id) once, more than once, or never, and
+// why never (seen: every request it got, by event id).
+func Compare(r Report, accepted, seen map[string]int) Outcome {
 	o := Outcome{Sent: len(r.IDs)}
 	for _, id := range r.IDs {
-		switch n := u.accepted[id]; {
+		switch n := accepted[id]; {
 		case n == 0:
 			o.Lost++
-			if u.seen[id] < r.PerEvent[id] {
+			if seen[id] < r.PerEvent[id] {
 				o.LostAtGateway++
 			} else {
 				o.RefusedByUpstream++
