@@ -98,17 +98,7 @@ var archiveCollectors = sync.OnceValue(func() *archiveMetrics {
 
 func registerArchiveMetrics(reg prometheus.Registerer) (*archiveMetrics, error) {
 	m := archiveCollectors()
-	if reg == nil {
-		return m, nil
-	}
-	for _, c := range []prometheus.Collector{m.writeErrs, m.deleted, m.undelivered} {
-		if err := reg.Register(c); err != nil {
-			if _, ok := errors.AsType[prometheus.AlreadyRegisteredError](err); !ok {
-				return nil, err
-			}
-		}
-	}
-	return m, nil
+	return m, register(reg, m.writeErrs, m.deleted, m.undelivered)
 }
 
 // provisionArchive applies the archive's defaults and opens (or shares)

@@ -76,18 +76,23 @@ var collectors = sync.OnceValue(func() *metrics {
 
 func registerMetrics(reg prometheus.Registerer) (*metrics, error) {
 	m := collectors()
+	return m, register(reg, m.requests, m.rejected, m.forwarded, m.storeErrs, m.verify, m.secrets)
+}
+
+// register registers collectors with a config's registry (nil: none),
+// tolerating the ones already registered by an earlier config.
+func register(reg prometheus.Registerer, cs ...prometheus.Collector) error {
 	if reg == nil {
-		return m, nil
+		return nil
 	}
-	for _, c := range []prometheus.Collector{m.requests, m.rejected, m.forwarded, m.storeErrs, m.verify, m.secrets} {
+	for _, c := range cs {
 		if err := reg.Register(c); err != nil {
-			var are prometheus.AlreadyRegisteredError
-			if !errors.As(err, &are) {
-				return nil, err
+			if _, ok := errors.AsType[prometheus.AlreadyRegisteredError](err); !ok {
+				return err
 			}
 		}
 	}
-	return m, nil
+	return nil
 }
 
 // counters are one handler's metric children, resolved once at Provision

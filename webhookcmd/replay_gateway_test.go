@@ -3,11 +3,8 @@ package webhookcmd_test
 import (
 	"bytes"
 	"fmt"
-	"net"
 	"net/http"
-	"os"
 	"os/exec"
-	"path/filepath"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -25,8 +22,7 @@ import (
 func archiveGateway(t *testing.T, dir, upstream string) (string, *exec.Cmd) {
 	t.Helper()
 	port := testutil.FreePort()
-	cfg := filepath.Join(t.TempDir(), "Caddyfile")
-	os.WriteFile(cfg, []byte(fmt.Sprintf(`{
+	cmd := runCaddy(t, port, fmt.Sprintf(`{
 	admin off
 }
 http://127.0.0.1:%d {
@@ -38,24 +34,7 @@ http://127.0.0.1:%d {
 		reverse_proxy %s
 	}
 }
-`, port, secrets[verify.Wazera], dir, upstream)), 0o644)
-	var logs bytes.Buffer
-	cmd := exec.Command(caddyBin, "run", "--adapter", "caddyfile", "--config", cfg)
-	cmd.Stdout, cmd.Stderr = &logs, &logs
-	if err := cmd.Start(); err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { cmd.Process.Kill(); cmd.Wait() })
-	for i := 0; ; i++ {
-		if c, err := net.Dial("tcp", fmt.Sprintf("127.0.0.1:%d", port)); err == nil {
-			c.Close()
-			break
-		}
-		if i == 200 {
-			t.Fatalf("gateway did not start:\n%s", logs.String())
-		}
-		time.Sleep(50 * time.Millisecond)
-	}
+`, port, secrets[verify.Wazera], dir, upstream))
 	return fmt.Sprintf("http://127.0.0.1:%d/wazera", port), cmd
 }
 

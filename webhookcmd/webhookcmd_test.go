@@ -97,8 +97,16 @@ func startGateway(t *testing.T) (string, *upstream) {
 // handle_errors that answers "<status> <message>", and returns its base URL.
 func serve(t *testing.T, site string) string {
 	port := testutil.FreePort()
+	runCaddy(t, port, fmt.Sprintf("{\n\tadmin off\n}\nhttp://127.0.0.1:%d {\n%s\thandle_errors {\n\t\trespond \"{err.status_code} {err.message}\"\n\t}\n}\n", port, site))
+	return fmt.Sprintf("http://127.0.0.1:%d", port)
+}
+
+// runCaddy runs `caddy run` on a Caddyfile until the test ends, once port
+// accepts connections, and returns the process.
+func runCaddy(t *testing.T, port int, caddyfile string) *exec.Cmd {
+	t.Helper()
 	cfg := filepath.Join(t.TempDir(), "Caddyfile")
-	os.WriteFile(cfg, []byte(fmt.Sprintf("{\n\tadmin off\n}\nhttp://127.0.0.1:%d {\n%s\thandle_errors {\n\t\trespond \"{err.status_code} {err.message}\"\n\t}\n}\n", port, site)), 0o644)
+	os.WriteFile(cfg, []byte(caddyfile), 0o644)
 	var logs bytes.Buffer
 	cmd := exec.Command(caddyBin, "run", "--adapter", "caddyfile", "--config", cfg)
 	cmd.Stdout, cmd.Stderr = &logs, &logs
@@ -106,18 +114,16 @@ func serve(t *testing.T, site string) string {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { cmd.Process.Kill(); cmd.Wait() })
-	base := fmt.Sprintf("http://127.0.0.1:%d", port)
 	for i := 0; ; i++ {
 		if c, err := net.Dial("tcp", fmt.Sprintf("127.0.0.1:%d", port)); err == nil {
 			c.Close()
-			break
+			return cmd
 		}
 		if i == 200 {
 			t.Fatalf("gateway did not start:\n%s", logs.String())
 		}
 		time.Sleep(50 * time.Millisecond)
 	}
-	return base
 }
 
 // headers parses sign's output.
