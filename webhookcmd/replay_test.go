@@ -63,15 +63,7 @@ func gatewayArchive(t *testing.T, dir string) map[string]*archived {
 		t.Helper()
 		a := events[name]
 		if a == nil {
-			body, err := samples.Body(verify.Wazera, "message.received", samples.Values{ID: name, Time: now.Add(-3 * time.Hour)})
-			if err != nil {
-				t.Fatal(err)
-			}
-			h, err := signer.Sign(body, verify.SignOptions{})
-			if err != nil {
-				t.Fatal(err)
-			}
-			h.Set("Content-Type", "application/json")
+			body, h := signedEvent(t, name, now.Add(-3*time.Hour))
 			h.Set("Authorization", "Bearer not-for-the-archive")
 			a = &archived{body: body, header: h}
 			events[name] = a
