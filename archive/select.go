@@ -2,14 +2,34 @@ package archive
 
 import (
 	"errors"
-	"slices"
 	"time"
 
 	"github.com/wagate/caddy-webhook/verify"
 )
 
-// Select returns the events a replay sends, one request record each (the
-// first in f's range), in time order:
+// A Selection is the events a replay sends, as Plan chose them: their
+// ids, not their records. Each reads the records again, one at a time, so
+// that a replay holds one body at a time however many events it sends.
+type Selection struct {
+	r       *Reader
+	f       Filter // Verdicts nil
+	all     bool
+	pending map[eventKey]struct{} // the events not yet handed to Each's fn
+	warned  map[warning]bool      // what Plan reported to r.Warn
+}
+
+// eventKey names an event: one provider's event id.
+type eventKey struct{ provider, id string }
+
+// warning is one report to Reader.Warn.
+type warning struct {
+	file string
+	line int
+	msg  string
+}
+
+// Plan chooses the events a replay sends, reading the archive once and
+// keeping their ids, not their records:
 //
 //   - by default, the verified events in f's range (Provider, Since,
 //     Until, EventIDs; Verdicts is ignored) that no record anywhere in the
@@ -19,45 +39,122 @@ import (
 //   - with all, every verified event in the range.
 //
 // Verified events are request records verified, or verified and then
-// refused for a dedupe store error (store_error).
-func (r *Reader) Select(f Filter, all bool) ([]*Record, error) {
-	type key struct{ provider, id string }
-	first := map[key]*Record{}
-	accepted := map[key]bool{}
-	var order []key
-	err := r.Scan(Filter{Provider: f.Provider}, func(rec *Record) error {
-		k := key{rec.Provider, rec.EventID}
-		if rec.Accepted() && rec.EventID != "" {
-			accepted[k] = true
-			if !all {
-				delete(first, k) // its body need not be held any longer
+// refused for a dedupe store error (store_error). Plan holds the ids of
+// the events in the range and, by default, of the events accepted
+// anywhere in the provider's archive: memory grows with the number of
+// events, not with their bodies.
+func (r *Reader) Plan(f Filter, all bool) (*Selection, error) {
+	f.Verdicts = nil
+	s := &Selection{r: r, f: f, all: all, pending: map[eventKey]struct{}{}, warned: map[warning]bool{}}
+	plan := *r
+	plan.Warn = func(file string, line int, msg string) {
+		s.warned[warning{file, line, msg}] = true
+		r.warn(file, line, msg)
+	}
+	const inRange, accepted = 1, 2
+	seen := map[eventKey]uint8{}
+	providers := map[string]string{} // one copy of each provider's name
+	err := plan.Scan(Filter{Provider: f.Provider}, func(rec *Record) error {
+		var bit uint8
+		switch {
+		case rec.EventID == "":
+			return nil
+		case rec.Accepted():
+			if all {
+				return nil
 			}
+			bit = accepted
+		case rec.Deliverable() && f.match(rec):
+			bit = inRange
+		default:
 			return nil
 		}
-		if !rec.Deliverable() || (!all && accepted[k]) {
-			return nil
+		k := eventKey{rec.Provider, rec.EventID}
+		if p, ok := providers[k.provider]; ok {
+			k.provider = p
+		} else {
+			providers[k.provider] = k.provider
 		}
-		sel := f
-		sel.Verdicts = nil
-		if _, seen := first[k]; seen || !sel.match(rec) {
-			return nil
-		}
-		first[k] = rec
-		order = append(order, k)
+		seen[k] |= bit
 		return nil
 	})
 	if err != nil {
 		return nil, err
 	}
-	var out []*Record
-	for _, k := range order {
-		if rec, ok := first[k]; ok && (all || !accepted[k]) {
-			out = append(out, rec)
-			delete(first, k) // an id selected again after a delete is listed once
+	for k, v := range seen {
+		if v == inRange {
+			s.pending[k] = struct{}{}
 		}
 	}
-	slices.SortStableFunc(out, func(a, b *Record) int { return a.Time.Compare(b.Time) })
-	return out, nil
+	return s, nil
+}
+
+// Len returns how many events the selection holds: Each hands fn as many,
+// less those it finds accepted or gone.
+func (s *Selection) Len() int { return len(s.pending) }
+
+// Each reads the archive again and calls fn with the selection's events,
+// one request record each (the first in the range), in the order Scan
+// reads them: time order. Each record is read when its turn comes and
+// dropped when fn returns, unless fn keeps it. An error from fn stops Each
+// and is returned. Each spends the selection: a second call hands fn
+// nothing.
+//
+// Each also returns how many selected events it did not hand to fn.
+// accepted counts those that a record written since the Plan shows
+// accepted before their turn came (unless the selection is of all the
+// events). Scan reads an acceptance after the event it accepts unless
+// their writers' clocks disagree, so this is rare: a replay racing a
+// provider retry needs the dedupe store. gone counts those whose records
+// are no longer in the archive: their files were deleted since the Plan.
+// A warning Plan gave is not given again.
+func (s *Selection) Each(fn func(*Record) error) (accepted, gone int, err error) {
+	each := *s.r
+	each.Warn = func(file string, line int, msg string) {
+		if !s.warned[warning{file, line, msg}] { // Plan told it already
+			s.r.warn(file, line, msg)
+		}
+	}
+	err = each.Scan(Filter{Provider: s.f.Provider}, func(rec *Record) error {
+		k := eventKey{rec.Provider, rec.EventID}
+		if _, ok := s.pending[k]; !ok {
+			return nil
+		}
+		if rec.Accepted() {
+			if !s.all {
+				delete(s.pending, k)
+				accepted++
+			}
+			return nil
+		}
+		if !rec.Deliverable() || !s.f.match(rec) {
+			return nil
+		}
+		delete(s.pending, k)
+		return fn(rec)
+	})
+	if err != nil {
+		return accepted, 0, err
+	}
+	gone = len(s.pending)
+	clear(s.pending)
+	return accepted, gone, nil
+}
+
+// Select returns the events Plan chooses, as Each hands them, in one
+// slice: every record is held at once, bodies included. A replay uses Plan
+// and Each.
+func (r *Reader) Select(f Filter, all bool) ([]*Record, error) {
+	s, err := r.Plan(f, all)
+	if err != nil {
+		return nil, err
+	}
+	out := make([]*Record, 0, s.Len())
+	_, _, err = s.Each(func(rec *Record) error {
+		out = append(out, rec)
+		return nil
+	})
+	return out, err
 }
 
 // ErrNoCloudEvent: the record has no CloudEvent head to rebuild the event
