@@ -48,6 +48,20 @@
 //	 "time":"...","provider":"wazera","event_id":"evt_1","status":200,
 //	 "duration_ms":12.5,"settled":"committed"}
 //
+// A verified event's request record is written before the event is
+// claimed in the dedupe store, so that a gateway killed at any point after
+// the claim leaves it in the archive. When the claim keeps the event from
+// the upstream, the outcome says why with a verdict of its own, which
+// replaces the request's: duplicate (status 200, the gateway's answer,
+// settled done), in_flight (409) or store_error (503):
+//
+//	{"kind":"outcome","verdict":"duplicate","id":"3fa0c1d2e4b5-20",
+//	 "ref":"3fa0c1d2e4b5-19","time":"...","provider":"wazera",
+//	 "event_id":"evt_1","status":200,"duration_ms":0.4,"settled":"done"}
+//
+// Archives written before this kept those verdicts on the request record
+// itself; readers take both.
+//
 // status is the upstream's answer (0 with "error" when it gave none);
 // settled is committed, released, none, or done (a replay found the event
 // already delivered in the dedupe store and sent nothing); "replay":true
@@ -139,6 +153,11 @@ type Request struct {
 
 // Outcome is what WriteOutcome records once the upstream answered.
 type Outcome struct {
+	// Verdict, when set, replaces the request record's: a verified
+	// event's record is written before its claim, and the claim may find
+	// it Duplicate, InFlight or fail (StoreError); Status is then the
+	// gateway's own answer, and the event was not forwarded.
+	Verdict  string
 	Status   int    // the upstream's status; 0 when it gave none
 	Error    string // why it gave none, or the handler's error
 	Duration time.Duration
@@ -331,6 +350,10 @@ func appendRequest(b []byte, id string, t time.Time, provider string, q *Request
 // appendOutcome appends an outcome record, with its newline.
 func appendOutcome(b []byte, id string, t time.Time, provider string, ref Ref, o *Outcome) []byte {
 	b = append(b, `{"kind":"outcome"`...)
+	if o.Verdict != "" {
+		b = append(b, `,"verdict":`...)
+		b = verify.AppendJSONString(b, o.Verdict)
+	}
 	b = appendHead(b, id, t, provider, ref.EventID)
 	b = append(b, `,"ref":`...)
 	b = verify.AppendJSONString(b, ref.ID)

@@ -18,6 +18,7 @@ import (
 	"go.uber.org/zap/zapcore"
 
 	"github.com/wagate/caddy-webhook/archive"
+	"github.com/wagate/caddy-webhook/dedupe"
 	"github.com/wagate/caddy-webhook/verify"
 )
 
@@ -28,7 +29,8 @@ import (
 // and a live reject can be checked with `caddy webhook archive show`.
 //
 // A verified event's record is written to its file before the event is
-// forwarded: a killed gateway loses nothing the upstream saw. When the
+// claimed in the dedupe store, so before it is forwarded: a killed gateway
+// loses nothing the upstream saw, nor an event its claim still holds. When the
 // write fails, the request follows on_store_error (open: forwarded
 // anyway; closed: 503), and caddy_webhook_archive_write_errors_total
 // counts it.
@@ -223,7 +225,7 @@ func (h *Handler) archiveHeader(r *http.Request) http.Header {
 }
 
 // archiveRequest writes the record of an answered request: call it once
-// per request, and before forwarding a verified event. header is what
+// per request, and before claiming a verified event. header is what
 // archiveHeader returned (r.Header when nil); body is the body as
 // received, nil when it was not read; ev is the verified event, nil for a
 // reject or an unverified request; verdict is one of archive's verdicts,
@@ -292,15 +294,36 @@ func (h *Handler) archiveVerdict(r *http.Request, header http.Header, body []byt
 // error, the time forwarding took, and the claim's settlement (committed,
 // released or none). A no-op for a zero ref or when the archive is off.
 func (h *Handler) archiveOutcome(ref archive.Ref, status int, err error, d time.Duration, settled string) {
-	a := h.Archive
-	if a == nil || a.w == nil || ref.ID == "" {
-		return
-	}
 	o := archive.Outcome{Status: status, Duration: d, Settled: settled}
 	if err != nil {
 		o.Error = err.Error()
 	}
-	if werr := a.w.WriteOutcome(ref, &o); werr != nil {
+	h.writeOutcome(ref, &o)
+}
+
+// archiveRefused writes the outcome of a verified event whose record was
+// written but that the claim kept from the upstream: a duplicate
+// (answered 200, settled done), in flight elsewhere (409), or a store
+// error with on_store_error closed (503). The outcome's verdict replaces
+// the record's for ls and the inspector; d is the time the claim took.
+func (h *Handler) archiveRefused(r *http.Request, ref archive.Ref, ev *verify.Event, claim dedupe.Claim, d time.Duration) {
+	o := archive.Outcome{Verdict: archive.StoreError, Status: http.StatusServiceUnavailable, Duration: d, Settled: archive.None}
+	switch claim.Outcome {
+	case dedupe.Done:
+		o.Verdict, o.Status, o.Settled = archive.Duplicate, http.StatusOK, archive.Done
+	case dedupe.InFlight:
+		o.Verdict, o.Status = archive.InFlight, http.StatusConflict
+	}
+	h.traceVerdict(r, ev, o.Verdict, "")
+	h.writeOutcome(ref, &o)
+}
+
+func (h *Handler) writeOutcome(ref archive.Ref, o *archive.Outcome) {
+	a := h.Archive
+	if a == nil || a.w == nil || ref.ID == "" {
+		return
+	}
+	if werr := a.w.WriteOutcome(ref, o); werr != nil {
 		a.errs.Inc()
 		if ce := a.logger.Check(zapcore.ErrorLevel, "archive write failed"); ce != nil {
 			ce.Write(zap.Error(werr), zap.String("record", "outcome"), zap.String("event_id", ref.EventID))

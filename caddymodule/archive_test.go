@@ -1,8 +1,11 @@
 package caddymodule
 
 import (
+	"bytes"
 	"context"
 	"errors"
+	"fmt"
+	"net/http"
 	"net/http/httptest"
 	"os"
 	"path/filepath"
@@ -13,11 +16,13 @@ import (
 
 	"github.com/caddyserver/caddy/v2"
 	"github.com/caddyserver/caddy/v2/caddyconfig/caddyfile"
+	"github.com/caddyserver/caddy/v2/modules/caddyhttp"
 	"github.com/prometheus/client_golang/prometheus"
 	dto "github.com/prometheus/client_model/go"
 	"go.uber.org/zap"
 
 	"github.com/wagate/caddy-webhook/archive"
+	"github.com/wagate/caddy-webhook/dedupe"
 	"github.com/wagate/caddy-webhook/verify"
 )
 
@@ -320,4 +325,117 @@ func BenchmarkArchiveHooks(b *testing.B) {
 			h.archiveOutcome(ref, 200, nil, 3*time.Millisecond, archive.Committed)
 		}
 	})
+}
+
+// recordFirst is a dedupe store that, at each claim, looks in the archive
+// for the event's verified request record.
+type recordFirst struct {
+	dedupe.Store
+	dir      string
+	archived map[string]bool // event id -> its record was in the file at the claim
+}
+
+func (s *recordFirst) Claim(ctx context.Context, key dedupe.Key, ttl time.Duration) (dedupe.Claim, error) {
+	found := false
+	(&archive.Reader{Dir: s.dir}).Scan(archive.Filter{EventIDs: []string{key.ID}}, func(rec *archive.Record) error {
+		found = found || (rec.Kind == archive.KindRequest && rec.Verdict == archive.Verified)
+		return nil
+	})
+	s.archived[key.ID] = s.archived[key.ID] || found
+	return s.Store.Claim(ctx, key, ttl)
+}
+
+// TestArchiveRecordBeforeClaim: a verified event's record is in its file
+// before the event is claimed, so a gateway killed after the claim (which
+// a Redis store keeps for in_flight_ttl) still has the event for replay.
+// When the claim keeps the event from the upstream, the outcome record
+// gives the verdict (duplicate, in_flight), and ls and Select read it.
+func TestArchiveRecordBeforeClaim(t *testing.T) {
+	dir := t.TempDir()
+	ctx, cancel := caddy.NewContext(caddy.Context{Context: context.Background()})
+	defer cancel()
+	h := &Handler{Provider: verify.Wazera, Secrets: []string{"s0"}, Archive: &Archive{Dir: dir}}
+	if err := h.Provision(ctx); err != nil {
+		t.Fatal(err)
+	}
+	defer h.Cleanup()
+	mem := dedupe.NewMemory(dedupe.MemoryOptions{})
+	store := &recordFirst{Store: mem, dir: dir, archived: map[string]bool{}}
+	h.store = store
+	// wazera's event id is a digest of the body: sign each body once
+	type event struct {
+		body []byte
+		sig  http.Header
+		id   string
+	}
+	events := map[string]event{}
+	for _, name := range []string{"new", "busy"} {
+		body := []byte(`{"id":"evt_` + name + `","event":"message.received","timestamp":` + strconv.FormatInt(time.Now().Unix(), 10) + `,"data":{}}`)
+		sig, err := h.verifier.Sign(body, verify.SignOptions{})
+		if err != nil {
+			t.Fatal(err)
+		}
+		ev, err := h.verifier.Verify(sig, body)
+		if err != nil {
+			t.Fatal(err)
+		}
+		events[name] = event{body, sig, ev.ID}
+	}
+	// another delivery holds the busy event
+	if c, err := mem.Claim(context.Background(), dedupe.Key{Provider: verify.Wazera, ID: events["busy"].id}, time.Minute); err != nil || c.Outcome != dedupe.Claimed {
+		t.Fatal(c, err)
+	}
+	forwarded := 0
+	next := caddyhttp.HandlerFunc(func(w http.ResponseWriter, r *http.Request) error {
+		forwarded++
+		w.WriteHeader(http.StatusOK)
+		return nil
+	})
+	send := func(name string) int {
+		t.Helper()
+		r := httptest.NewRequest("POST", "http://gw.example/wazera", bytes.NewReader(events[name].body))
+		r.Header = events[name].sig.Clone()
+		w := httptest.NewRecorder()
+		r = caddyhttp.PrepareRequest(r, caddy.NewReplacer(), w, nil)
+		err := h.ServeHTTP(w, r, next)
+		if he, ok := errors.AsType[caddyhttp.HandlerError](err); ok {
+			return he.StatusCode
+		}
+		return w.Code
+	}
+	for _, tc := range []struct {
+		name   string
+		status int
+	}{{"new", 200}, {"new", 200}, {"busy", 409}} {
+		if got := send(tc.name); got != tc.status {
+			t.Errorf("%s: status %d, want %d", tc.name, got, tc.status)
+		}
+	}
+	newID, busyID := events["new"].id, events["busy"].id
+	if forwarded != 1 {
+		t.Errorf("forwarded %d, want 1 (the duplicate and the event in flight are not)", forwarded)
+	}
+	if !store.archived[newID] || !store.archived[busyID] {
+		t.Errorf("a verified record was in the archive at the claim: %v, want both", store.archived)
+	}
+
+	// the requests and their outcomes, in order
+	var got []string
+	err := (&archive.Reader{Dir: dir}).Scan(archive.Filter{}, func(rec *archive.Record) error {
+		got = append(got, fmt.Sprintf("%s %s %s %d %s", rec.Kind, rec.Verdict, rec.EventID, rec.Status, rec.Settled))
+		return nil
+	})
+	want := []string{
+		"request verified " + newID + " 0 ", "outcome  " + newID + " 200 committed",
+		"request verified " + newID + " 0 ", "outcome duplicate " + newID + " 200 done",
+		"request verified " + busyID + " 0 ", "outcome in_flight " + busyID + " 409 none",
+	}
+	if err != nil || strings.Join(got, "\n") != strings.Join(want, "\n") {
+		t.Errorf("records:\n%s\nwant\n%s\n(%v)", strings.Join(got, "\n"), strings.Join(want, "\n"), err)
+	}
+	// a replay sends the busy event (never accepted here), not the new one
+	sel, err := (&archive.Reader{Dir: dir}).Select(archive.Filter{}, false)
+	if err != nil || len(sel) != 1 || sel[0].EventID != busyID {
+		t.Errorf("Select: %v %v, want the busy event alone", sel, err)
+	}
 }

@@ -440,27 +440,23 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request, next caddyht
 	// the sign, for the sender, that the request passed this handler
 	w.Header()["Webhook-Event-Id"] = []string{ev.ID}
 
-	// 2. claim
-	claim, answered, err := h.claim(w, r, &ev)
-	if answered {
-		verdict := archive.StoreError
-		switch claim.Outcome {
-		case dedupe.InFlight:
-			verdict = archive.InFlight
-		case dedupe.Done:
-			verdict = archive.Duplicate
-		}
-		h.archiveRequest(r, received, body.Bytes(), &ev, verdict, "")
-		return err // a duplicate, in flight, or a store error with on_store_error closed
-	}
-	// the record is in the file before the upstream sees the event
+	// the record is in the file before the event is claimed, so before
+	// the upstream can see it: a gateway killed at any point after the
+	// claim leaves the event in the archive, for replay
 	ref, aerr := h.archiveRequest(r, received, body.Bytes(), &ev, archive.Verified, "")
 	if aerr != nil && h.OnStoreError == "closed" {
-		if claim.Outcome == dedupe.Claimed {
-			traceStore(r, "release", claim, h.store.Release(context.WithoutCancel(r.Context()), claim))
-		}
 		w.Header().Set("Retry-After", "30")
 		return h.reject(r, http.StatusServiceUnavailable, "store_unavailable", errStore, ev.ID)
+	}
+
+	// 2. claim
+	claimStart := time.Now()
+	claim, answered, err := h.claim(w, r, &ev)
+	if answered {
+		// a duplicate, in flight, or a store error with on_store_error
+		// closed: the record's outcome gives the verdict
+		h.archiveRefused(r, ref, &ev, claim, time.Since(claimStart))
+		return err
 	}
 
 	// 3. forward, 4. settle

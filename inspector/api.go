@@ -47,7 +47,12 @@ type Row struct {
 // OutcomeEvent is an outcome as the stream sends it: the request it
 // settles, and the row's new state.
 type OutcomeEvent struct {
-	Ref        string   `json:"ref"`
+	Ref string `json:"ref"`
+	// Verdict and State are set when the claim kept a verified event
+	// from the upstream (duplicate, in_flight, store_error): they replace
+	// the row's.
+	Verdict    string   `json:"verdict,omitempty"`
+	State      string   `json:"state,omitempty"`
 	Provider   string   `json:"provider"`
 	EventID    string   `json:"event_id,omitempty"`
 	Status     int      `json:"status,omitempty"`
@@ -73,7 +78,21 @@ func (row *Row) settle(o *archive.Record) {
 	}
 	d := o.DurationMS
 	row.Status, row.Error, row.DurationMS, row.Settled = o.Status, o.Error, &d, o.Settled
+	if o.Verdict != "" {
+		row.Verdict = o.Verdict // the claim kept the event from the upstream
+	}
 	row.State = stateOf(row)
+}
+
+// outcomeEvent is the stream's form of an outcome record.
+func outcomeEvent(o *archive.Record) *OutcomeEvent {
+	d := o.DurationMS
+	e := &OutcomeEvent{Ref: o.Ref, Provider: o.Provider, EventID: o.EventID, Status: o.Status,
+		Error: o.Error, DurationMS: &d, Settled: o.Settled, Replay: o.Replay}
+	if o.Verdict != "" {
+		e.Verdict, e.State = o.Verdict, stateOf(&Row{Verdict: o.Verdict})
+	}
+	return e
 }
 
 func stateOf(row *Row) string {
@@ -448,9 +467,10 @@ func (in *Inspector) detail(w http.ResponseWriter, r *http.Request, id string) {
 	err = in.reader.Scan(archive.Filter{Provider: rec.Provider, Since: rec.Time}, func(o *archive.Record) error {
 		if o.Kind == archive.KindOutcome && o.Ref == rec.ID && !o.Replay {
 			d.Row.settle(o)
-			dm := o.DurationMS
-			d.Outcome = &OutcomeEvent{Ref: o.Ref, Provider: o.Provider, EventID: o.EventID, Status: o.Status,
-				Error: o.Error, DurationMS: &dm, Settled: o.Settled}
+			d.Outcome = outcomeEvent(o)
+			if o.Verdict != "" {
+				rec.Verdict = o.Verdict // for the diagnosis
+			}
 			return errFound
 		}
 		return nil

@@ -442,3 +442,32 @@ func TestMask(t *testing.T) {
 		t.Errorf("form body: %q", got)
 	}
 }
+
+// TestRefusedOutcome: a verified event's record is written before its
+// claim; an outcome with a verdict (the claim found it a duplicate, in
+// flight, or the store failed) sets the row's verdict and state, in the
+// list and in the stream's event.
+func TestRefusedOutcome(t *testing.T) {
+	for _, tc := range []struct{ verdict, state string }{
+		{archive.Duplicate, StateDuplicate}, {archive.InFlight, StateInFlight}, {archive.StoreError, StateFailed},
+	} {
+		row := rowOf(&archive.Record{Kind: archive.KindRequest, ID: "r1", Verdict: archive.Verified, EventID: "evt"})
+		o := &archive.Record{Kind: archive.KindOutcome, ID: "r2", Ref: "r1", Verdict: tc.verdict, Status: 409, Settled: archive.None}
+		row.settle(o)
+		if row.Verdict != tc.verdict || row.State != tc.state {
+			t.Errorf("%s: row verdict %q state %q, want %q %q", tc.verdict, row.Verdict, row.State, tc.verdict, tc.state)
+		}
+		if e := outcomeEvent(o); e.Verdict != tc.verdict || e.State != tc.state {
+			t.Errorf("%s: stream event %+v", tc.verdict, e)
+		}
+	}
+	// a forwarded event's outcome leaves the verdict alone
+	row := rowOf(&archive.Record{Kind: archive.KindRequest, ID: "r1", Verdict: archive.Verified, EventID: "evt"})
+	row.settle(&archive.Record{Kind: archive.KindOutcome, Ref: "r1", Status: 500, Settled: archive.Released})
+	if row.Verdict != archive.Verified || row.State != StateFailed {
+		t.Errorf("forwarded, 500: %q %q", row.Verdict, row.State)
+	}
+	if e := outcomeEvent(&archive.Record{Kind: archive.KindOutcome, Ref: "r1", Status: 200}); e.Verdict != "" || e.State != "" {
+		t.Errorf("forwarded outcome event: %+v", e)
+	}
+}

@@ -137,9 +137,7 @@ func (in *Inspector) stream(w http.ResponseWriter, r *http.Request) {
 			case archive.KindRequest:
 				kind, v = "request", rowOf(rec)
 			case archive.KindOutcome:
-				d := rec.DurationMS
-				kind, v = "outcome", &OutcomeEvent{Ref: rec.Ref, Provider: rec.Provider, EventID: rec.EventID,
-					Status: rec.Status, Error: rec.Error, DurationMS: &d, Settled: rec.Settled, Replay: rec.Replay}
+				kind, v = "outcome", outcomeEvent(rec)
 			default:
 				continue
 			}

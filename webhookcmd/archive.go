@@ -60,10 +60,16 @@ func archiveLsCommand() *cobra.Command {
 		}
 		verdict, _ := cmd.Flags().GetString("verdict")
 		// the outcomes first, to give each request its upstream status
+		// and the verdict the claim gave a verified event, when it kept
+		// the event from the upstream
 		last := map[string]*archive.Record{}
+		refused := map[string]string{}
 		err = r.Scan(archive.Filter{Provider: f.Provider, Since: f.Since}, func(rec *archive.Record) error {
 			if rec.Kind == archive.KindOutcome {
 				last[rec.Ref] = rec
+				if rec.Verdict != "" {
+					refused[rec.Ref] = rec.Verdict
+				}
 			}
 			return nil
 		})
@@ -74,10 +80,16 @@ func archiveLsCommand() *cobra.Command {
 		tw := tabwriter.NewWriter(cmd.OutOrStdout(), 0, 4, 2, ' ', 0)
 		fmt.Fprintln(tw, "RECORD\tTIME\tPROVIDER\tVERDICT\tEVENT\tTYPE\tUPSTREAM")
 		err = r.Scan(f, func(rec *archive.Record) error {
-			if rec.Kind != archive.KindRequest || (verdict != "" && rec.Verdict != verdict && rec.Reason != verdict) {
+			if rec.Kind != archive.KindRequest {
 				return nil
 			}
 			v := rec.Verdict
+			if rv := refused[rec.ID]; rv != "" {
+				v = rv
+			}
+			if verdict != "" && v != verdict && rec.Reason != verdict {
+				return nil
+			}
 			if rec.Reason != "" {
 				v += ":" + rec.Reason
 			}

@@ -138,3 +138,58 @@ func TestArchiveShowExplainsReject(t *testing.T) {
 		t.Errorf("one warning per bad line:\n%s", stderr)
 	}
 }
+
+// TestArchiveLsRefusedVerdict: a verified event's record is written before
+// its claim; when the claim answers it as a duplicate or in flight, the
+// outcome's verdict is what ls shows and filters on.
+func TestArchiveLsRefusedVerdict(t *testing.T) {
+	dir := t.TempDir()
+	w, err := archive.Open(archive.Options{Dir: dir, Provider: verify.Wazera, CleanEvery: -1})
+	if err != nil {
+		t.Fatal(err)
+	}
+	refs := map[string]archive.Ref{}
+	for _, tc := range []struct{ id, verdict string }{{"evt_a", ""}, {"evt_a", archive.Duplicate}, {"evt_b", archive.InFlight}} {
+		ref, err := w.WriteRequest(&archive.Request{Verdict: archive.Verified, EventID: tc.id, EventType: "message.received", Secret: 0})
+		if err != nil {
+			t.Fatal(err)
+		}
+		o := &archive.Outcome{Verdict: tc.verdict, Status: 200, Settled: archive.Committed}
+		switch tc.verdict {
+		case archive.Duplicate:
+			o.Settled = archive.Done
+		case archive.InFlight:
+			o.Status, o.Settled = 409, archive.None
+		}
+		if err := w.WriteOutcome(ref, o); err != nil {
+			t.Fatal(err)
+		}
+		refs[tc.id+tc.verdict] = ref
+	}
+	w.Close()
+	ls := func(args ...string) string {
+		t.Helper()
+		out, stderr, code := caddy(t, nil, append([]string{"webhook", "archive", "ls", "--archive", dir}, args...)...)
+		if code != 0 {
+			t.Fatalf("ls %v: %d %s", args, code, stderr)
+		}
+		return out
+	}
+	out := ls()
+	for key, want := range map[string]string{"evt_a": "verified evt_a message.received 200", "evt_aduplicate": "duplicate evt_a message.received done", "evt_bin_flight": "in_flight evt_b message.received 409"} {
+		found := false
+		for _, l := range strings.Split(out, "\n") {
+			if f := strings.Fields(l); len(f) > 2 && f[0] == refs[key].ID {
+				found = strings.Join(f[3:], " ") == want
+			}
+		}
+		if !found {
+			t.Errorf("%s: want %q in\n%s", key, want, out)
+		}
+	}
+	for verdict, want := range map[string]int{"verified": 1, "duplicate": 1, "in_flight": 1} {
+		if got := strings.Count(ls("--verdict", verdict), "\n") - 1; got != want {
+			t.Errorf("ls --verdict %s: %d lines, want %d", verdict, got, want)
+		}
+	}
+}

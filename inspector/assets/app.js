@@ -257,7 +257,8 @@ function connect() {
     if (!row || o.replay) return;
     Object.assign(row, { status: o.status, error: o.error, duration_ms: o.duration_ms, settled: o.settled });
     const ok = o.status >= 200 && o.status < 300;
-    if (row.verdict === "verified" || row.verdict === "unverified") row.state = ok ? (row.verdict === "verified" ? "verified" : "unverified") : "failed";
+    if (o.verdict) Object.assign(row, { verdict: o.verdict, state: o.state }); // the claim kept it from the upstream
+    else if (row.verdict === "verified" || row.verdict === "unverified") row.state = ok ? (row.verdict === "verified" ? "verified" : "unverified") : "failed";
     if (matches(row)) place(row, false); else unplace(row.id);
     scheduleStats();
   });
