@@ -7,9 +7,12 @@ import (
 	"net/http"
 	"os"
 	"path/filepath"
+	"runtime"
 	"slices"
+	"strconv"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -632,5 +635,82 @@ func TestHourTurnCleansInTheBackground(t *testing.T) {
 		}
 	case <-time.After(10 * time.Second):
 		t.Fatal("the hour turned and no file was deleted")
+	}
+}
+
+// writeCalls returns the process's count of write system calls so far.
+func writeCalls(t *testing.T) int {
+	t.Helper()
+	b, err := os.ReadFile("/proc/self/io")
+	if err != nil {
+		t.Fatal("counting write(2) calls needs Linux's /proc/self/io:", err)
+	}
+	for _, l := range strings.Split(string(b), "\n") {
+		if v, ok := strings.CutPrefix(l, "syscw: "); ok {
+			n, _ := strconv.Atoi(v)
+			return n
+		}
+	}
+	t.Fatal("no syscw in /proc/self/io")
+	return 0
+}
+
+// TestConcurrentRecordsShareWrites: records that concurrent requests write
+// on one core share write(2) calls (a group write), and every one of them
+// is in the file, whole, when its call returns.
+func TestConcurrentRecordsShareWrites(t *testing.T) {
+	defer runtime.GOMAXPROCS(runtime.GOMAXPROCS(1))
+	dir := t.TempDir()
+	w, err := archive.Open(archive.Options{Dir: dir, Provider: "wazera", CleanEvery: -1})
+	if err != nil {
+		t.Fatal(err)
+	}
+	const writers, each = 32, 50
+	body := []byte(`{"text":"` + strings.Repeat("x", 900) + `"}`)
+	start := make(chan struct{})
+	var wg sync.WaitGroup
+	var missing atomic.Int64
+	inFile := func(id string) bool {
+		b, _ := os.ReadFile(filepath.Join(w.Dir(), archive.FileName(time.Now(), w.Instance())))
+		return bytes.Contains(b, []byte(`"id":"`+id+`"`))
+	}
+	before := writeCalls(t)
+	for g := range writers {
+		wg.Go(func() {
+			<-start
+			for i := range each {
+				id := fmt.Sprintf("evt-%d-%d", g, i)
+				ref, err := w.WriteRequest(&archive.Request{Verdict: archive.Verified, EventID: id, Secret: 0, Body: body})
+				if err != nil {
+					t.Error(err)
+					return
+				}
+				// the record is in the file now: a killed process would keep it
+				if i%10 == 0 && !inFile(ref.ID) {
+					missing.Add(1)
+				}
+				if err := w.WriteOutcome(ref, &archive.Outcome{Status: 200, Settled: archive.Committed}); err != nil {
+					t.Error(err)
+				}
+				runtime.Gosched() // the rest of a request's work
+			}
+		})
+	}
+	close(start)
+	wg.Wait()
+	calls := writeCalls(t) - before
+	w.Close()
+	records := 0
+	err = (&archive.Reader{Dir: dir, Warn: func(f string, l int, m string) { t.Errorf("%s:%d: %s", f, l, m) }}).
+		Scan(archive.Filter{}, func(*archive.Record) error { records++; return nil })
+	if err != nil || records != 2*writers*each {
+		t.Errorf("%d records read back (%v), want %d", records, err, 2*writers*each)
+	}
+	if missing.Load() > 0 {
+		t.Errorf("%d records were not in the file when WriteRequest returned", missing.Load())
+	}
+	t.Logf("%d records in %d write(2) calls", 2*writers*each, calls)
+	if calls > writers*each/2 {
+		t.Errorf("%d write(2) calls for %d records written by %d concurrent writers on one core: want them shared", calls, 2*writers*each, writers)
 	}
 }

@@ -1,6 +1,7 @@
 package archive_test
 
 import (
+	"fmt"
 	"net/http"
 	"strings"
 	"testing"
@@ -11,13 +12,18 @@ import (
 
 // BenchmarkWritePair measures what the archive adds to one forwarded 1 KB
 // webhook: its request record before forwarding and its outcome after,
-// from parallel handlers, with each sync mode.
+// from parallel handlers (one a core, and 32 a core as under a closed
+// load of 32 concurrent requests), with each sync mode.
 //
 //	go test ./archive -run '^$' -bench WritePair -benchmem
 func BenchmarkWritePair(b *testing.B) {
 	body := []byte(`{"event":"message.received","data":{"text":"` + strings.Repeat("x", 1024-48) + `"}}`)
-	for _, mode := range []string{archive.SyncInterval, archive.SyncAlways} {
-		b.Run("sync="+mode, func(b *testing.B) {
+	for _, bench := range []struct {
+		mode string
+		par  int
+	}{{archive.SyncInterval, 1}, {archive.SyncInterval, 32}, {archive.SyncAlways, 1}, {archive.SyncAlways, 32}} {
+		mode := bench.mode
+		b.Run(fmt.Sprintf("sync=%s/par=%d", mode, bench.par), func(b *testing.B) {
 			w, err := archive.Open(archive.Options{Dir: b.TempDir(), Provider: "wazera", Limits: archive.Limits{Sync: mode}})
 			if err != nil {
 				b.Fatal(err)
@@ -25,6 +31,7 @@ func BenchmarkWritePair(b *testing.B) {
 			defer w.Close()
 			b.SetBytes(int64(len(body)))
 			b.ReportAllocs()
+			b.SetParallelism(bench.par)
 			b.RunParallel(func(pb *testing.PB) {
 				q := &archive.Request{
 					Route: "example.com", Remote: "203.0.113.7:50312", Method: "POST", Host: "example.com", Path: "/wazera",

@@ -16,7 +16,8 @@
 //
 // # Records
 //
-// Files are JSON Lines: one record a line, written with one write(2) each.
+// Files are JSON Lines: one record a line, each written whole (records
+// written concurrently share one write(2)).
 // A request record describes a request the gateway answered:
 //
 //	{"kind":"request","verdict":"verified","id":"3fa0c1d2e4b5-17",

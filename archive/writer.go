@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
+	"runtime"
 	"strconv"
 	"strings"
 	"sync"
@@ -88,7 +89,7 @@ type Options struct {
 }
 
 // Writer appends records to the provider's current hourly file. It is safe
-// for concurrent use; each record is one write(2).
+// for concurrent use; records written concurrently share one write(2).
 type Writer struct {
 	dir      string // Dir/Provider
 	provider string
@@ -97,6 +98,9 @@ type Writer struct {
 	now      func() time.Time
 	limits   atomic.Pointer[Limits]
 	seq      atomic.Uint64
+
+	gmu     sync.Mutex // guards pending
+	pending *group     // the group a record written now joins; nil: it leads one
 
 	mu      sync.Mutex
 	f       *os.File
@@ -317,11 +321,57 @@ func (w *Writer) nextID() string {
 	return string(strconv.AppendUint(b, w.seq.Add(1), 10))
 }
 
-// write appends b, a whole record, to the current hour's file with one
+// group is the records that one write(2) appends: those whose writers
+// arrived while its leader gave the others running beside it their turn.
+type group struct {
+	buf     *[]byte // the records, whole lines
+	records uint64
+	done    chan struct{} // closed once written; then end and err are set
+	end     uint64        // the count of records written so far, this group's included
+	err     error
+}
+
+// write appends b, one whole record, to the current hour's file, and
+// returns once it is there (written, not buffered in the process), with
+// the count of records written so far. Records that concurrent requests
+// write together share one write(2): the first writer leads a group,
+// yields once so that the requests running beside it can add theirs, and
+// writes them all; the others wait for it. Alone, a writer yields to
+// nobody and writes at once.
+func (w *Writer) write(b []byte) (uint64, error) {
+	w.gmu.Lock()
+	g := w.pending
+	leader := g == nil
+	if leader {
+		g = &group{buf: buffers.Get().(*[]byte), done: make(chan struct{})}
+		*g.buf = (*g.buf)[:0]
+		w.pending = g
+	}
+	*g.buf = append(*g.buf, b...)
+	g.records++
+	w.gmu.Unlock()
+	if !leader {
+		<-g.done
+		return g.end, g.err
+	}
+	runtime.Gosched()
+	w.gmu.Lock()
+	w.pending = nil // the next record leads a new group
+	w.gmu.Unlock()
+	g.end, g.err = w.writeFile(*g.buf, g.records)
+	if cap(*g.buf) <= maxPooled {
+		buffers.Put(g.buf)
+	}
+	g.buf = nil
+	close(g.done)
+	return g.end, g.err
+}
+
+// writeFile appends b, whole records, to the current hour's file with one
 // write(2), and returns the count of records written so far. A failed or
 // short write is cut off the file again, so the next record starts on a
 // line of its own.
-func (w *Writer) write(b []byte) (uint64, error) {
+func (w *Writer) writeFile(b []byte, records uint64) (uint64, error) {
 	w.mu.Lock()
 	defer w.mu.Unlock()
 	if w.closed {
@@ -342,7 +392,7 @@ func (w *Writer) write(b []byte) (uint64, error) {
 		return 0, err
 	}
 	w.size += int64(n)
-	w.written++
+	w.written += records
 	return w.written, nil
 }
 

@@ -291,9 +291,9 @@ func counterValue(c prometheus.Counter) float64 {
 
 // BenchmarkArchiveHooks: what the archive adds to one verified 1 KB
 // webhook in ServeHTTP: the header copy, the request record before
-// forwarding and the outcome after.
+// forwarding and the outcome after, from 32 concurrent requests a core.
 //
-//	go test ./caddymodule -run '^$' -bench ArchiveHooks -benchmem
+//	go test ./caddymodule -run '^$' -bench ArchiveHooks -benchmem -cpu 1
 func BenchmarkArchiveHooks(b *testing.B) {
 	ctx, cancel := caddy.NewContext(caddy.Context{Context: context.Background()})
 	defer cancel()
@@ -311,6 +311,7 @@ func BenchmarkArchiveHooks(b *testing.B) {
 	}
 	b.SetBytes(int64(len(body)))
 	b.ReportAllocs()
+	b.SetParallelism(32) // as under a closed load of 32 concurrent requests a core
 	b.RunParallel(func(pb *testing.PB) {
 		r := httptest.NewRequest("POST", "/wazera", nil)
 		r.Header = sig.Clone()
