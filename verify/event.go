@@ -2,7 +2,9 @@ package verify
 
 import (
 	"crypto/sha256"
+	"encoding/binary"
 	"encoding/hex"
+	"math/bits"
 	"strconv"
 	"time"
 	"unicode/utf8"
@@ -236,6 +238,18 @@ func AppendJSONString[T string | []byte](dst []byte, s T) []byte {
 	dst = append(dst, '"')
 	start := 0
 	for i := 0; i < len(s); {
+		// Eight bytes at a time up to the next byte that needs attention;
+		// the bytes passed over are copied with the run they are in.
+		for i+8 <= len(s) {
+			if m := escapeMask(binary.LittleEndian.Uint64([]byte(s[i : i+8]))); m != 0 {
+				i += bits.TrailingZeros64(m) / 8
+				break
+			}
+			i += 8
+		}
+		if i == len(s) {
+			break
+		}
 		c := s[i]
 		if c >= 0x20 && c != '"' && c != '\\' && c < utf8.RuneSelf {
 			i++
@@ -259,21 +273,39 @@ func AppendJSONString[T string | []byte](dst []byte, s T) []byte {
 			start = i
 			continue
 		}
-		r, n := utf8.DecodeRune([]byte(s[i:min(i+utf8.UTFMax, len(s))]))
-		switch {
-		case r == utf8.RuneError && n == 1:
-			dst = append(dst, s[start:i]...)
-			dst = append(dst, `\ufffd`...)
-		case r == '\u2028' || r == '\u2029':
-			dst = append(dst, s[start:i]...)
-			dst = append(dst, '\\', 'u', '2', '0', '2', hexDigits[r&0xf])
-		default:
+		// Runes of more than one byte are decoded one after another, so
+		// text that is not ASCII does not test eight bytes for each rune.
+		for i < len(s) && s[i] >= utf8.RuneSelf {
+			r, n := utf8.DecodeRune([]byte(s[i:min(i+utf8.UTFMax, len(s))]))
+			switch {
+			case r == utf8.RuneError && n == 1:
+				dst = append(dst, s[start:i]...)
+				dst = append(dst, `\ufffd`...)
+			case r == '\u2028' || r == '\u2029':
+				dst = append(dst, s[start:i]...)
+				dst = append(dst, '\\', 'u', '2', '0', '2', hexDigits[r&0xf])
+			default:
+				i += n
+				continue
+			}
 			i += n
-			continue
+			start = i
 		}
-		i += n
-		start = i
 	}
 	dst = append(dst, s[start:]...)
 	return append(dst, '"')
+}
+
+// escapeMask returns x, eight bytes with the first in the low byte, reduced
+// to the top bit of each byte that AppendJSONString does not copy as it is:
+// a control byte, '"', '\\', or a byte >= 0x80 (part of a multi-byte rune,
+// or invalid). Subtracting lets a byte that matches borrow from the byte
+// after it, so bits after the lowest may be set in error; the lowest set bit
+// is always the first such byte, and bits.TrailingZeros64(m)/8 its index.
+func escapeMask(x uint64) uint64 {
+	const ones, tops = 0x0101010101010101, 0x8080808080808080
+	below := x - ones*0x20              // top bit set if < 0x20 (or >= 0xa0)
+	quote := (x ^ ones*'"') - ones      // top bit set if '"' (or >= 0x80)
+	backslash := (x ^ ones*'\\') - ones // top bit set if '\\' (or >= 0x80)
+	return (x | below | quote | backslash) & tops
 }
