@@ -204,6 +204,13 @@ func (r *result) pct(p float64) float64 {
 // loadRoutes loads the config of one row: the bare, buffered and gateway
 // routes to one upstream.
 func loadRoutes(g *caddyProc, upstream, redisAddr, dd, format string) {
+	dedupe := "off"
+	switch dd {
+	case "memory":
+		dedupe = "memory {\n\t\t\t\tkey_prefix load" + strconv.FormatInt(time.Now().UnixNano(), 36) + ":\n\t\t\t}"
+	case "redis":
+		dedupe = "redis {\n\t\t\t\taddress " + redisAddr + "\n\t\t\t\tkey_prefix load" + strconv.FormatInt(time.Now().UnixNano(), 36) + ":\n\t\t\t}"
+	}
 	archiveRoute := ""
 	if *archived {
 		dir, _ := os.MkdirTemp("", "load-archive-")
@@ -213,17 +220,11 @@ func loadRoutes(g *caddyProc, upstream, redisAddr, dd, format string) {
 			secret %s
 			max_body 2MiB
 			format %s
+			dedupe %s
 			archive %s
 		}
 		reverse_proxy %s
-	}`, *provider, secret, format, dir, upstream)
-	}
-	dedupe := "off"
-	switch dd {
-	case "memory":
-		dedupe = "memory {\n\t\t\t\tkey_prefix load" + strconv.FormatInt(time.Now().UnixNano(), 36) + ":\n\t\t\t}"
-	case "redis":
-		dedupe = "redis {\n\t\t\t\taddress " + redisAddr + "\n\t\t\t\tkey_prefix load" + strconv.FormatInt(time.Now().UnixNano(), 36) + ":\n\t\t\t}"
+	}`, *provider, secret, format, dedupe, dir, upstream)
 	}
 	g.load(fmt.Sprintf(`{
 	admin localhost:%d
@@ -348,10 +349,15 @@ func pinnedRow(g *caddyProc, upstream, redisAddr, dd, format, body string, c int
 
 // profileGateway writes CPU profiles of Caddy taken while the gateway
 // route, then the bare route, is under load: FILE-<dedupe>.gz and
-// FILE-<dedupe>-bare.gz, with the request count of each, so that
+// FILE-<dedupe>-bare.gz (and FILE-<dedupe>-archive.gz for route C with
+// -archive), with the request count of each, so that
 // go tool pprof -diff_base shows what the gateway adds.
 func profileGateway(g *caddyProc, src *sim.Source, c int, dd string) {
-	for _, route := range []string{"gw", "bare"} {
+	routes := []string{"gw", "bare"}
+	if *archived {
+		routes = append(routes, "gwa")
+	}
+	for _, route := range routes {
 		done := make(chan []byte)
 		go func() {
 			resp, err := http.Get(fmt.Sprintf("http://localhost:%d/debug/pprof/profile?seconds=10", g.admin))
@@ -364,8 +370,11 @@ func profileGateway(g *caddyProc, src *sim.Source, c int, dd string) {
 		}()
 		r := runRound(g, src, route, c, 11*time.Second, 0)
 		suffix := "-" + dd
-		if route == "bare" {
+		switch route {
+		case "bare":
 			suffix += "-bare"
+		case "gwa":
+			suffix += "-archive"
 		}
 		file := strings.TrimSuffix(*profile, filepath.Ext(*profile)) + suffix + filepath.Ext(*profile)
 		if err := os.WriteFile(file, <-done, 0o644); err != nil {
