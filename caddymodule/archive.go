@@ -217,12 +217,20 @@ func (h *Handler) archiveHeader(r *http.Request) http.Header {
 	if h.Archive == nil || h.Archive.w == nil {
 		return nil
 	}
-	c := make(http.Header, len(r.Header))
+	c := receivedHeaders.Get().(http.Header)
 	for k, v := range r.Header {
 		c[k] = v // values are not changed in place, only deleted or replaced
 	}
 	return c
 }
+
+// receivedHeaders and ceHeads hold the per-request copies the archive
+// makes, reused from request to request: archiveVerdict puts them back
+// once the record is written.
+var (
+	receivedHeaders = sync.Pool{New: func() any { return make(http.Header, 16) }}
+	ceHeads         = sync.Pool{New: func() any { b := make([]byte, 0, 1024); return &b }}
+)
 
 // archiveRequest writes the record of an answered request: call it once
 // per request, and before claiming a verified event. header is what
@@ -252,6 +260,8 @@ func (h *Handler) archiveVerdict(r *http.Request, header http.Header, body []byt
 	}
 	if header == nil {
 		header = r.Header
+	} else if len(header) <= 64 { // archiveHeader's copy: used once, here
+		defer func() { clear(header); receivedHeaders.Put(header) }()
 	}
 	path := r.RequestURI // as received: Caddy's rewrites change r.URL only
 	if path == "" || path[0] != '/' {
@@ -264,12 +274,18 @@ func (h *Handler) archiveVerdict(r *http.Request, header http.Header, body []byt
 	}
 	q.Secrets = len(h.Secrets)
 	q.Form = h.verifier.FormOf(header) // the headers as received, signatures included
-	var scratch [1024]byte
 	if ev != nil {
 		q.EventID, q.EventType, q.Secret = ev.ID, ev.Type, ev.Secret
-		q.CloudEventHead = ev.AppendCloudEventHead(scratch[:0])
+		head := ceHeads.Get().(*[]byte)
+		q.CloudEventHead = ev.AppendCloudEventHead((*head)[:0])
+		defer func() {
+			if *head = q.CloudEventHead[:0]; cap(*head) <= 64<<10 {
+				ceHeads.Put(head)
+			}
+		}()
 		q.Timestamp, q.Window = ev.Time, ev.Window
 	}
+
 	if te, ok := errors.AsType[*verify.TimestampError](verr); ok {
 		// the window was passed by By: the timestamp is that far beyond it
 		q.Window = te.Window
