@@ -206,8 +206,8 @@ func majorVersion(v string) int {
 	return n
 }
 
-// Close implements Store: it stops the connection's pipeline executors,
-// once they have sent what was queued (later calls go to the client
+// Close implements Store: it stops the connection's pipeline executor,
+// once it has sent what was queued (later calls go to the client
 // directly), and leaves the client open. It closes every view of the
 // connection (see WithPrefix).
 func (r *Redis) Close() error {
