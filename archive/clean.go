@@ -67,24 +67,35 @@ decided:
 
 	// which of the doomed files' events were never accepted: first within
 	// them, then, for what is left, in the files that stay
-	held := make([][]string, len(gone))
-	pending := map[string]bool{}
+	type candidate struct {
+		file  int
+		event string
+	}
+	candidates := map[string]candidate{} // deliverable request records, by record id
+	var order []string                   // their ids, in file order
 	accepted := map[string]bool{}
 	for i, g := range gone {
 		eachLight(g.path, false, func(r *lightRecord) {
+			if r.passed() { // its request passed the event on to another delivery
+				delete(candidates, r.Ref)
+			}
 			switch {
 			case r.accepted():
 				accepted[r.EventID] = true
 			case r.deliverable():
-				if !pending[r.EventID] {
-					held[i] = append(held[i], r.EventID)
-				}
-				pending[r.EventID] = true
+				candidates[r.ID] = candidate{i, r.EventID}
+				order = append(order, r.ID)
 			}
 		})
 	}
-	for id := range accepted {
-		delete(pending, id)
+	held := make([][]string, len(gone))
+	pending := map[string]bool{}
+	for _, id := range order {
+		c, ok := candidates[id]
+		if ok && !accepted[c.event] && !pending[c.event] {
+			pending[c.event] = true
+			held[c.file] = append(held[c.file], c.event)
+		}
 	}
 	for _, f := range keep {
 		if len(pending) == 0 {
@@ -124,9 +135,16 @@ decided:
 type lightRecord struct {
 	Kind    string `json:"kind"`
 	Verdict string `json:"verdict"`
+	ID      string `json:"id"`
+	Ref     string `json:"ref"`
 	EventID string `json:"event_id"`
 	Status  int    `json:"status"`
 	Settled string `json:"settled"`
+}
+
+func (r *lightRecord) passed() bool {
+	rec := Record{Kind: r.Kind, Verdict: r.Verdict}
+	return rec.Passed()
 }
 
 func (r *lightRecord) accepted() bool {

@@ -43,7 +43,8 @@
 // without the secret: ce_head, the body without surrounding whitespace,
 // then "}}".
 //
-// An outcome record follows when the request was forwarded:
+// An outcome record follows when the request was forwarded (or when the
+// claim kept a verified event from the upstream, below):
 //
 //	{"kind":"outcome","id":"3fa0c1d2e4b5-18","ref":"3fa0c1d2e4b5-17",
 //	 "time":"...","provider":"wazera","event_id":"evt_1","status":200,
@@ -61,7 +62,9 @@
 //	 "event_id":"evt_1","status":200,"duration_ms":0.4,"settled":"done"}
 //
 // Archives written before this kept those verdicts on the request record
-// itself; readers take both.
+// itself; readers take both. A request whose outcome is in_flight or
+// duplicate passed its event on to the delivery that holds it (Passed):
+// a replay sends that delivery's record, not this one.
 //
 // status is the upstream's answer (0 with "error" when it gave none);
 // settled is committed, released, none, or done (a replay found the event
@@ -241,9 +244,20 @@ func (r *Record) Accepted() bool {
 
 // Deliverable reports whether the record is a verified event the gateway
 // forwarded or should have: verified, or verified and then refused for a
-// dedupe store error. These are what a replay can send.
+// dedupe store error. These are what a replay can send, unless a Passed
+// outcome names the record.
 func (r *Record) Deliverable() bool {
 	return r.Kind == KindRequest && (r.Verdict == Verified || r.Verdict == StoreError) && r.EventID != ""
+}
+
+// Passed reports whether the record is an outcome saying that the claim
+// kept its request from the upstream because another delivery holds the
+// event (in_flight) or made it (duplicate). That request is then not one
+// to replay: the delivery that holds the event has its own record, which
+// is replayed if that delivery fails. A store error passes on nothing:
+// its request stays deliverable.
+func (r *Record) Passed() bool {
+	return r.Kind == KindOutcome && (r.Verdict == InFlight || r.Verdict == Duplicate)
 }
 
 // valid reports whether a decoded line is a record at all.

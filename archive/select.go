@@ -15,6 +15,7 @@ type Selection struct {
 	f       Filter // Verdicts nil
 	all     bool
 	pending map[eventKey]struct{} // the events not yet handed to Each's fn
+	passed  map[string]struct{}   // request records a Passed outcome names
 	warned  map[warning]bool      // what Plan reported to r.Warn
 }
 
@@ -39,34 +40,26 @@ type warning struct {
 //   - with all, every verified event in the range.
 //
 // Verified events are request records verified, or verified and then
-// refused for a dedupe store error (store_error). Plan holds the ids of
-// the events in the range and, by default, of the events accepted
-// anywhere in the provider's archive: memory grows with the number of
-// events, not with their bodies.
+// refused for a dedupe store error (store_error), and not passed on to
+// another delivery (Record.Passed: a retry answered in_flight or as a
+// duplicate). Plan holds the ids of the events in the range, of their
+// records, and, by default, of the events accepted anywhere in the
+// provider's archive: memory grows with the number of records, not with
+// their bodies.
 func (r *Reader) Plan(f Filter, all bool) (*Selection, error) {
 	f.Verdicts = nil
-	s := &Selection{r: r, f: f, all: all, pending: map[eventKey]struct{}{}, warned: map[warning]bool{}}
+	s := &Selection{r: r, f: f, all: all, pending: map[eventKey]struct{}{}, passed: map[string]struct{}{}, warned: map[warning]bool{}}
 	plan := *r
 	plan.Warn = func(file string, line int, msg string) {
 		s.warned[warning{file, line, msg}] = true
 		r.warn(file, line, msg)
 	}
-	const inRange, accepted = 1, 2
-	seen := map[eventKey]uint8{}
+	candidates := map[string]eventKey{} // deliverable request records in range
+	held := map[eventKey]int{}          // how many candidates each event has
+	accepted := map[eventKey]bool{}
 	providers := map[string]string{} // one copy of each provider's name
 	err := plan.Scan(Filter{Provider: f.Provider}, func(rec *Record) error {
-		var bit uint8
-		switch {
-		case rec.EventID == "":
-			return nil
-		case rec.Accepted():
-			if all {
-				return nil
-			}
-			bit = accepted
-		case rec.Deliverable() && f.match(rec):
-			bit = inRange
-		default:
+		if rec.EventID == "" {
 			return nil
 		}
 		k := eventKey{rec.Provider, rec.EventID}
@@ -75,14 +68,27 @@ func (r *Reader) Plan(f Filter, all bool) (*Selection, error) {
 		} else {
 			providers[k.provider] = k.provider
 		}
-		seen[k] |= bit
+		if rec.Passed() {
+			s.passed[rec.Ref] = struct{}{}
+			if ck, ok := candidates[rec.Ref]; ok {
+				delete(candidates, rec.Ref)
+				held[ck]--
+			}
+		}
+		switch {
+		case rec.Accepted():
+			accepted[k] = true
+		case rec.Deliverable() && f.match(rec):
+			candidates[rec.ID] = k
+			held[k]++
+		}
 		return nil
 	})
 	if err != nil {
 		return nil, err
 	}
-	for k, v := range seen {
-		if v == inRange {
+	for k, n := range held {
+		if n > 0 && (all || !accepted[k]) {
 			s.pending[k] = struct{}{}
 		}
 	}
@@ -128,6 +134,9 @@ func (s *Selection) Each(fn func(*Record) error) (accepted, gone int, err error)
 			return nil
 		}
 		if !rec.Deliverable() || !s.f.match(rec) {
+			return nil
+		}
+		if _, passed := s.passed[rec.ID]; passed {
 			return nil
 		}
 		delete(s.pending, k)
