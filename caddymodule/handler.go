@@ -444,10 +444,6 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request, next caddyht
 	// the upstream can see it: a gateway killed at any point after the
 	// claim leaves the event in the archive, for replay
 	ref, aerr := h.archiveRequest(r, received, body.Bytes(), &ev, archive.Verified, "")
-	if aerr != nil && h.OnStoreError == "closed" {
-		w.Header().Set("Retry-After", "30")
-		return h.reject(r, http.StatusServiceUnavailable, "store_unavailable", errStore, ev.ID)
-	}
 
 	// 2. claim
 	claimStart := time.Now()
@@ -457,6 +453,15 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request, next caddyht
 		// closed: the record's outcome gives the verdict
 		h.archiveRefused(r, ref, &ev, claim, time.Since(claimStart))
 		return err
+	}
+	if aerr != nil && h.OnStoreError == "closed" {
+		// not archived: not forwarded either, and the provider retries
+		// (a duplicate was still answered as one, above)
+		if claim.Outcome == dedupe.Claimed {
+			traceStore(r, "release", claim, h.store.Release(context.WithoutCancel(r.Context()), claim))
+		}
+		w.Header().Set("Retry-After", "30")
+		return h.reject(r, http.StatusServiceUnavailable, "store_unavailable", errStore, ev.ID)
 	}
 
 	// 3. forward, 4. settle
