@@ -3,7 +3,6 @@ package caddymodule
 import (
 	"bytes"
 	"context"
-	"errors"
 	"fmt"
 	"net/http"
 	"net/http/httptest"
@@ -117,32 +116,8 @@ func TestArchiveWriteErrorClosed(t *testing.T) {
 		w.WriteHeader(200)
 		return nil
 	})
-	type event struct {
-		body []byte
-		sig  http.Header
-		id   string
-	}
-	newEvent := func(name string) event {
-		body := []byte(`{"id":"` + name + `","event":"message.received","timestamp":` + strconv.FormatInt(time.Now().Unix(), 10) + `,"data":{}}`)
-		sig, _ := h.verifier.Sign(body, verify.SignOptions{})
-		ev, err := h.verifier.Verify(sig, body)
-		if err != nil {
-			t.Fatal(err)
-		}
-		return event{body, sig, ev.ID}
-	}
-	send := func(e event) int {
-		r := httptest.NewRequest("POST", "http://gw.example/wazera", bytes.NewReader(e.body))
-		r.Header = e.sig.Clone()
-		w := httptest.NewRecorder()
-		r = caddyhttp.PrepareRequest(r, caddy.NewReplacer(), w, nil)
-		err := h.ServeHTTP(w, r, next)
-		if he, ok := errors.AsType[caddyhttp.HandlerError](err); ok {
-			return he.StatusCode
-		}
-		return w.Code
-	}
-	delivered, fresh := newEvent("evt_delivered"), newEvent("evt_fresh")
+	send := func(e signed) int { return serveOnce(h, e, next) }
+	delivered, fresh := signedFor(t, h, "evt_delivered"), signedFor(t, h, "evt_fresh")
 	if got := send(delivered); got != 200 || forwarded != 1 {
 		t.Fatalf("first delivery: %d, forwarded %d", got, forwarded)
 	}

@@ -363,25 +363,7 @@ func TestArchiveRecordBeforeClaim(t *testing.T) {
 	mem := dedupe.NewMemory(dedupe.MemoryOptions{})
 	store := &recordFirst{Store: mem, dir: dir, archived: map[string]bool{}}
 	h.store = store
-	// wazera's event id is a digest of the body: sign each body once
-	type event struct {
-		body []byte
-		sig  http.Header
-		id   string
-	}
-	events := map[string]event{}
-	for _, name := range []string{"new", "busy"} {
-		body := []byte(`{"id":"evt_` + name + `","event":"message.received","timestamp":` + strconv.FormatInt(time.Now().Unix(), 10) + `,"data":{}}`)
-		sig, err := h.verifier.Sign(body, verify.SignOptions{})
-		if err != nil {
-			t.Fatal(err)
-		}
-		ev, err := h.verifier.Verify(sig, body)
-		if err != nil {
-			t.Fatal(err)
-		}
-		events[name] = event{body, sig, ev.ID}
-	}
+	events := map[string]signed{"new": signedFor(t, h, "evt_new"), "busy": signedFor(t, h, "evt_busy")}
 	// another delivery holds the busy event
 	if c, err := mem.Claim(context.Background(), dedupe.Key{Provider: verify.Wazera, ID: events["busy"].id}, time.Minute); err != nil || c.Outcome != dedupe.Claimed {
 		t.Fatal(c, err)
@@ -392,18 +374,7 @@ func TestArchiveRecordBeforeClaim(t *testing.T) {
 		w.WriteHeader(http.StatusOK)
 		return nil
 	})
-	send := func(name string) int {
-		t.Helper()
-		r := httptest.NewRequest("POST", "http://gw.example/wazera", bytes.NewReader(events[name].body))
-		r.Header = events[name].sig.Clone()
-		w := httptest.NewRecorder()
-		r = caddyhttp.PrepareRequest(r, caddy.NewReplacer(), w, nil)
-		err := h.ServeHTTP(w, r, next)
-		if he, ok := errors.AsType[caddyhttp.HandlerError](err); ok {
-			return he.StatusCode
-		}
-		return w.Code
-	}
+	send := func(name string) int { return serveOnce(h, events[name], next) }
 	for _, tc := range []struct {
 		name   string
 		status int
@@ -441,4 +412,40 @@ func TestArchiveRecordBeforeClaim(t *testing.T) {
 	if err != nil || len(sel) != 0 {
 		t.Errorf("Select: %v %v, want nothing", sel, err)
 	}
+}
+
+// signed is a wazera event signed for a handler's verifier, with the id
+// the verifier gives it (a digest of the body).
+type signed struct {
+	body []byte
+	sig  http.Header
+	id   string
+}
+
+func signedFor(t *testing.T, h *Handler, name string) signed {
+	t.Helper()
+	body := []byte(`{"id":"` + name + `","event":"message.received","timestamp":` + strconv.FormatInt(time.Now().Unix(), 10) + `,"data":{}}`)
+	sig, err := h.verifier.Sign(body, verify.SignOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	ev, err := h.verifier.Verify(sig, body)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return signed{body, sig, ev.ID}
+}
+
+// serveOnce sends e through h to next, and returns the status the client
+// got: the handler's error's, or what was written.
+func serveOnce(h *Handler, e signed, next caddyhttp.Handler) int {
+	r := httptest.NewRequest("POST", "http://gw.example/wazera", bytes.NewReader(e.body))
+	r.Header = e.sig.Clone()
+	w := httptest.NewRecorder()
+	r = caddyhttp.PrepareRequest(r, caddy.NewReplacer(), w, nil)
+	err := h.ServeHTTP(w, r, next)
+	if he, ok := errors.AsType[caddyhttp.HandlerError](err); ok {
+		return he.StatusCode
+	}
+	return w.Code
 }
