@@ -3,6 +3,8 @@ package verify
 import (
 	"bytes"
 	"fmt"
+	"maps"
+	"slices"
 	"unicode"
 	"unicode/utf8"
 )
@@ -33,6 +35,19 @@ func (l *layout) inside(container string) members {
 		return m
 	}
 	return l.nested
+}
+
+// readsID reports whether the layout reads an event id from the body
+// anywhere.
+func (l *layout) readsID() bool {
+	for _, ms := range append([]members{l.top, l.nested}, slices.Collect(maps.Values(l.containers))...) {
+		for _, m := range ms {
+			if m.role == idMember {
+				return true
+			}
+		}
+	}
+	return false
 }
 
 // members are the names read in one object, keyed by their case-folded form.

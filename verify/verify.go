@@ -439,14 +439,17 @@ func (v *Verifier) verify(h http.Header, body []byte, ev *Event) error {
 		}
 	}
 	// The MAC, then the body. A large body's other passes (the scan, and
-	// the derived id's hash) run beside the MAC on other cores; their
-	// results are used only once the MAC has matched.
+	// the derived id's hash when the body never carries the id) run beside
+	// the MAC on other cores; their results are used only once the MAC has
+	// matched. Where the body may carry the id (WAStack, Vobiz), the hash
+	// waits for the scan to find none: most such bodies have one, and the
+	// hash is a pass as long as the MAC.
 	var scanErr error
 	var derived string
 	var others sync.WaitGroup
 	if len(body) >= overlapMin {
 		others.Go(func() { scanErr = scanBody(body, v.layout, ev) })
-		if v.deriveID {
+		if v.deriveID && !v.layout.readsID() {
 			others.Go(func() { derived = bodyID(body) })
 		}
 	}
