@@ -285,7 +285,6 @@ func (h *Handler) archiveVerdict(r *http.Request, header http.Header, body []byt
 		}()
 		q.Timestamp, q.Window = ev.Time, ev.Window
 	}
-
 	if te, ok := errors.AsType[*verify.TimestampError](verr); ok {
 		// the window was passed by By: the timestamp is that far beyond it
 		q.Window = te.Window

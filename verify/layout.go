@@ -3,8 +3,6 @@ package verify
 import (
 	"bytes"
 	"fmt"
-	"maps"
-	"slices"
 	"unicode"
 	"unicode/utf8"
 )
@@ -40,11 +38,20 @@ func (l *layout) inside(container string) members {
 // readsID reports whether the layout reads an event id from the body
 // anywhere.
 func (l *layout) readsID() bool {
-	for _, ms := range append([]members{l.top, l.nested}, slices.Collect(maps.Values(l.containers))...) {
+	has := func(ms members) bool {
 		for _, m := range ms {
 			if m.role == idMember {
 				return true
 			}
+		}
+		return false
+	}
+	if has(l.top) || has(l.nested) {
+		return true
+	}
+	for _, ms := range l.containers {
+		if has(ms) {
+			return true
 		}
 	}
 	return false
