@@ -11,6 +11,7 @@ import (
 	"io"
 	"net"
 	"net/http"
+	"strconv"
 	"strings"
 	"sync/atomic"
 	"testing"
@@ -351,17 +352,19 @@ func TestSharedNamespaceWarns(t *testing.T) {
 	route := func(path, secret, prefix string) string {
 		return "\thandle /" + path + " {\n\t\twebhook_verify zavu {\n\t\t\tsecret " + secret + "\n" + prefix + "\t\t}\n\t\treverse_proxy " + up.URL + "\n\t}\n"
 	}
+	// prefixes of this run only: the log is the whole test binary's
+	run := t.Name() + strconv.FormatInt(time.Now().UnixNano(), 36)
 	warned := func() bool {
 		return logged(t, func(entry map[string]any) bool {
-			return strings.HasPrefix(fmt.Sprint(entry["msg"]), "routes with different secrets share one dedupe namespace") && entry["key_prefix"] == "shared-"+t.Name()
+			return strings.HasPrefix(fmt.Sprint(entry["msg"]), "routes with different secrets share one dedupe namespace") && entry["key_prefix"] == "shared-"+run
 		})
 	}
 	prefix := func(p string) string { return "\t\t\tdedupe memory {\n\t\t\t\tkey_prefix " + p + "\n\t\t\t}\n" }
-	gateway(t, route("t1", "whsec_tenant1", prefix("own1-"+t.Name()))+route("t2", "whsec_tenant2", prefix("own2-"+t.Name())))
+	gateway(t, route("t1", "whsec_tenant1", prefix("own1-"+run))+route("t2", "whsec_tenant2", prefix("own2-"+run)))
 	if warned() {
 		t.Fatal("warned with a key_prefix each")
 	}
-	gateway(t, route("t1", "whsec_tenant1", prefix("shared-"+t.Name()))+route("t2", "whsec_tenant2", prefix("shared-"+t.Name())))
+	gateway(t, route("t1", "whsec_tenant1", prefix("shared-"+run))+route("t2", "whsec_tenant2", prefix("shared-"+run)))
 	if !warned() {
 		t.Error("no warning for two secrets on one dedupe namespace")
 	}
