@@ -172,6 +172,7 @@ type Verifier struct {
 	maxAge     time.Duration
 	futureSkew time.Duration
 	now        func() time.Time
+	idInBody   bool // the layout reads an event id: a derived id is a fallback
 }
 
 // New returns a Verifier for a built-in provider.
@@ -225,6 +226,7 @@ func newVerifier(name string, p *provider, opts Options) (*Verifier, error) {
 		maxAge:     firstSet(opts.MaxAge, p.maxAge, DefaultMaxAge),
 		futureSkew: firstSet(opts.FutureSkew, p.futureSkew, DefaultFutureSkew),
 		now:        opts.Now,
+		idInBody:   p.layout.readsID(),
 	}
 	if v.now == nil {
 		v.now = time.Now
@@ -449,7 +451,7 @@ func (v *Verifier) verify(h http.Header, body []byte, ev *Event) error {
 	var others sync.WaitGroup
 	if len(body) >= overlapMin {
 		others.Go(func() { scanErr = scanBody(body, v.layout, ev) })
-		if v.deriveID && !v.layout.readsID() {
+		if v.deriveID && !v.idInBody {
 			others.Go(func() { derived = bodyID(body) })
 		}
 	}
