@@ -37,7 +37,9 @@ func groupRecords(t *testing.T, dir string) (ids map[string]int) {
 // TestGroupWriteError: a write(2) that fails fails every record of
 // its group, returns to all writers (no deadlock), leaves nothing in the
 // file, and the writer goes on once the file is writable again: the
-// records in the files are exactly those whose write returned nil. (With
+// records in the files are exactly those whose write returned nil, less
+// the outcomes that returned before their group failed and were reported
+// to OnLost. (With
 // SyncAlways a record can be written and its fsync then fail, so that the
 // caller is told it failed: it is in the file, and on_store_error applies.
 // That is why this runs with SyncInterval.)
@@ -45,7 +47,9 @@ func TestGroupWriteError(t *testing.T) {
 	defer runtime.GOMAXPROCS(runtime.GOMAXPROCS(1))
 	dir := t.TempDir()
 	c := &groupClock{t: time.Date(2026, 5, 1, 13, 59, 59, 0, time.UTC)}
-	w, err := Open(Options{Dir: dir, Provider: "wazera", Now: c.now, SyncEvery: time.Hour, CleanEvery: -1, Limits: Limits{Sync: SyncInterval}})
+	var failed, good, lost atomic.Int64
+	onLost := func(n int, err error) { lost.Add(int64(n)) }
+	w, err := Open(Options{Dir: dir, Provider: "wazera", Now: c.now, SyncEvery: time.Hour, CleanEvery: -1, Limits: Limits{Sync: SyncInterval, OnLost: onLost}})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -54,7 +58,6 @@ func TestGroupWriteError(t *testing.T) {
 		t.Fatal(err)
 	}
 	var ok sync.Map
-	var failed, good atomic.Int64
 	var wg sync.WaitGroup
 	done := make(chan struct{})
 	for g := range 16 {
@@ -118,9 +121,14 @@ func TestGroupWriteError(t *testing.T) {
 			t.Errorf("record %s written %d times", id, n)
 		}
 	}
-	t.Logf("%d written, %d failed, %d in the files", good.Load(), failed.Load(), total)
-	if int64(total) != good.Load() {
-		t.Errorf("%d records in the files, %d writes returned nil", total, good.Load())
+	// an outcome that returned nil before its group failed is reported to
+	// OnLost instead
+	t.Logf("%d written, %d failed, %d outcomes lost after returning, %d in the files", good.Load(), failed.Load(), lost.Load(), total)
+	if int64(total) != good.Load()-lost.Load() {
+		t.Errorf("%d records in the files, %d writes returned nil, %d reported lost", total, good.Load(), lost.Load())
+	}
+	if failed.Load() == 0 {
+		t.Error("no write failed: the disk never filled")
 	}
 }
 
@@ -165,5 +173,66 @@ func TestGroupClose(t *testing.T) {
 			}
 			return true
 		})
+	}
+}
+
+// TestDetachedOutcome: an outcome written while a group is gathering joins
+// it and returns nil at once; it is in the file once the group is written,
+// and when that write fails, OnLost counts it: it is never lost without a
+// count. The group is started by hand, as write's leader starts it.
+func TestDetachedOutcome(t *testing.T) {
+	for _, fail := range []bool{false, true} {
+		dir := t.TempDir()
+		var lost atomic.Int64
+		w, err := Open(Options{Dir: dir, Provider: "wazera", SyncEvery: time.Hour, CleanEvery: -1,
+			Limits: Limits{OnLost: func(n int, err error) { lost.Add(int64(n)) }}})
+		if err != nil {
+			t.Fatal(err)
+		}
+		ref, err := w.WriteRequest(&Request{Verdict: Verified, EventID: "e1"})
+		if err != nil {
+			t.Fatal(err)
+		}
+		if fail {
+			full, err := os.OpenFile("/dev/full", os.O_WRONLY, 0)
+			if err != nil {
+				t.Fatal(err)
+			}
+			w.mu.Lock()
+			real := w.f
+			w.f = full
+			w.mu.Unlock()
+			defer real.Close()
+		}
+		buf := make([]byte, 0, 1024)
+		g := &group{buf: &buf, done: make(chan struct{})}
+		w.gmu.Lock()
+		w.pending = g
+		w.gmu.Unlock()
+		returned := make(chan error, 1)
+		go func() { returned <- w.WriteOutcome(ref, &Outcome{Status: 200}) }()
+		select {
+		case err := <-returned:
+			if err != nil {
+				t.Fatalf("detached outcome returned %v", err)
+			}
+		case <-time.After(10 * time.Second):
+			t.Fatal("an outcome waited for a group it joined")
+		}
+		_, ferr := w.flush(g)
+		outcomes := 0
+		(&Reader{Dir: dir}).Scan(Filter{}, func(r *Record) error {
+			if r.Kind == KindOutcome {
+				outcomes++
+			}
+			return nil
+		})
+		switch {
+		case fail && (ferr == nil || lost.Load() != 1 || outcomes != 0):
+			t.Errorf("failed group: err %v, OnLost got %d, %d outcomes in the file; want an error, 1, 0", ferr, lost.Load(), outcomes)
+		case !fail && (ferr != nil || lost.Load() != 0 || outcomes != 1):
+			t.Errorf("group: err %v, OnLost got %d, %d outcomes in the file; want nil, 0, 1", ferr, lost.Load(), outcomes)
+		}
+		w.Close() // with the disk full, its fsync fails: nothing to check
 	}
 }

@@ -65,6 +65,10 @@ type Limits struct {
 	// OnDelete is called, from the Writer's goroutine, for each file that
 	// retention or MaxSize deleted.
 	OnDelete func(Deleted)
+	// OnLost is called when outcome records whose WriteOutcome had
+	// already returned (see there) could not be written, with their
+	// number and the error.
+	OnLost func(records int, err error)
 }
 
 // Options configures a Writer.
@@ -285,7 +289,7 @@ func (w *Writer) WriteRequest(q *Request) (Ref, error) {
 	id := w.nextID()
 	bp := buffers.Get().(*[]byte)
 	b := appendRequest((*bp)[:0], id, w.now(), w.provider, q, body, size)
-	n, err := w.write(b)
+	n, err := w.write(b, true)
 	*bp = b[:0]
 	if cap(b) <= maxPooled {
 		buffers.Put(bp)
@@ -302,14 +306,19 @@ func (w *Writer) WriteRequest(q *Request) (Ref, error) {
 }
 
 // WriteOutcome appends the outcome of the request that ref names. A zero
-// ref writes nothing.
+// ref writes nothing. When concurrent records are being gathered into a
+// group (see write), the outcome joins it and WriteOutcome returns nil at
+// once: the group's leader, already running, writes it a moment later,
+// and reports a failure to Limits.OnLost. Nothing waits on an outcome
+// (the request it closes was written before forwarding), so its caller is
+// spared the hand-off; alone, it is written before WriteOutcome returns.
 func (w *Writer) WriteOutcome(ref Ref, o *Outcome) error {
 	if ref.ID == "" {
 		return nil
 	}
 	bp := buffers.Get().(*[]byte)
 	b := appendOutcome((*bp)[:0], w.nextID(), w.now(), w.provider, ref, o)
-	_, err := w.write(b)
+	_, err := w.write(b, false)
 	*bp = b[:0]
 	buffers.Put(bp)
 	return err
@@ -324,11 +333,12 @@ func (w *Writer) nextID() string {
 // group is the records that one write(2) appends: those whose writers
 // arrived while its leader gave the others running beside it their turn.
 type group struct {
-	buf     *[]byte // the records, whole lines
-	records uint64
-	done    chan struct{} // closed once written; then end and err are set
-	end     uint64        // the count of records written so far, this group's included
-	err     error
+	buf      *[]byte // the records, whole lines
+	records  uint64
+	detached int           // records whose writer did not wait (outcomes)
+	done     chan struct{} // closed once written; then end and err are set
+	end      uint64        // the count of records written so far, this group's included
+	err      error
 }
 
 // write appends b, one whole record, to the current hour's file, and
@@ -336,9 +346,10 @@ type group struct {
 // the count of records written so far. Records that concurrent requests
 // write together share one write(2): the first writer leads a group,
 // yields once so that the requests running beside it can add theirs, and
-// writes them all; the others wait for it. Alone, a writer yields to
+// writes them all; the others wait for it, unless wait is false (an
+// outcome): then a follower returns nil at once. Alone, a writer yields to
 // nobody and writes at once.
-func (w *Writer) write(b []byte) (uint64, error) {
+func (w *Writer) write(b []byte, wait bool) (uint64, error) {
 	w.gmu.Lock()
 	g := w.pending
 	leader := g == nil
@@ -349,12 +360,24 @@ func (w *Writer) write(b []byte) (uint64, error) {
 	}
 	*g.buf = append(*g.buf, b...)
 	g.records++
+	if !leader && !wait {
+		g.detached++
+	}
 	w.gmu.Unlock()
 	if !leader {
+		if !wait {
+			return 0, nil
+		}
 		<-g.done
 		return g.end, g.err
 	}
 	runtime.Gosched()
+	return w.flush(g)
+}
+
+// flush ends the gathering of group g, which write's leader started, and
+// writes it.
+func (w *Writer) flush(g *group) (uint64, error) {
 	w.gmu.Lock()
 	w.pending = nil // the next record leads a new group
 	w.gmu.Unlock()
@@ -364,6 +387,11 @@ func (w *Writer) write(b []byte) (uint64, error) {
 	}
 	g.buf = nil
 	close(g.done)
+	if g.err != nil && g.detached > 0 {
+		if l := w.limits.Load(); l.OnLost != nil {
+			l.OnLost(g.detached, g.err)
+		}
+	}
 	return g.end, g.err
 }
 

@@ -140,9 +140,14 @@ func (h *Handler) provisionArchive(ctx caddy.Context) error {
 	name := h.verifier.Name()
 	a.logger = h.logger.With(zap.String("provider", name))
 	a.errs = m.writeErrs.WithLabelValues(name)
-	logger, undelivered := a.logger, m.undelivered.WithLabelValues(name)
+	logger, undelivered, errs := a.logger, m.undelivered.WithLabelValues(name), a.errs
 	limits := archive.Limits{
 		Retention: time.Duration(a.Retention), MaxSize: a.MaxSize, Rejected: a.Rejected, Sync: a.Sync,
+		OnLost: func(n int, err error) {
+			// outcome records that joined another request's write, which failed
+			errs.Add(float64(n))
+			logger.Error("archive write failed", zap.Error(err), zap.String("record", "outcome"), zap.Int("records", n))
+		},
 		OnDelete: func(d archive.Deleted) {
 			m.deleted.WithLabelValues(name, d.Reason).Inc()
 			if len(d.Undelivered) == 0 {
