@@ -219,7 +219,7 @@ func (h *Handler) cleanupArchive() error {
 // before the handler strips or deletes any header: the record keeps the
 // signature headers, so a reject can be checked later.
 func (h *Handler) archiveHeader(r *http.Request) http.Header {
-	if h.Archive == nil || h.Archive.w == nil {
+	if !h.archiving() {
 		return nil
 	}
 	c := receivedHeaders.Get().(http.Header)
@@ -246,23 +246,47 @@ var (
 // off or the rejected policy is off. A failed write is counted and logged
 // here; the caller applies on_store_error.
 func (h *Handler) archiveRequest(r *http.Request, header http.Header, body []byte, ev *verify.Event, verdict, reason string) (archive.Ref, error) {
-	return h.archiveVerdict(r, header, body, ev, verdict, reason, nil)
+	return h.archiveVerdict(r, header, body, ev, nil, verdict, reason, nil)
+}
+
+// archiveVerified is archiveRequest for a verified event whose CloudEvent
+// head the caller built (ev.AppendCloudEventHead), to forward it too.
+func (h *Handler) archiveVerified(r *http.Request, header http.Header, body []byte, ev *verify.Event, head []byte) (archive.Ref, error) {
+	return h.archiveVerdict(r, header, body, ev, head, archive.Verified, "", nil)
+}
+
+// archiving reports whether the handler writes records.
+func (h *Handler) archiving() bool { return h.Archive != nil && h.Archive.w != nil }
+
+// cloudEventHead returns ev's CloudEvent head in a buffer from the pool;
+// putHead puts it back once the head is no longer used.
+func cloudEventHead(ev *verify.Event) *[]byte {
+	p := ceHeads.Get().(*[]byte)
+	*p = ev.AppendCloudEventHead((*p)[:0])
+	return p
+}
+
+func putHead(p *[]byte) {
+	if cap(*p) <= 64<<10 {
+		*p = (*p)[:0]
+		ceHeads.Put(p)
+	}
 }
 
 // archiveUnverified is archiveRequest for a request that failed
 // verification with verr: a timestamp error's time and window go into
 // the record, for the inspector's diagnosis.
 func (h *Handler) archiveUnverified(r *http.Request, header http.Header, body []byte, verdict, reason string, verr error) (archive.Ref, error) {
-	return h.archiveVerdict(r, header, body, nil, verdict, reason, verr)
+	return h.archiveVerdict(r, header, body, nil, nil, verdict, reason, verr)
 }
 
-func (h *Handler) archiveVerdict(r *http.Request, header http.Header, body []byte, ev *verify.Event, verdict, reason string, verr error) (archive.Ref, error) {
+func (h *Handler) archiveVerdict(r *http.Request, header http.Header, body []byte, ev *verify.Event, head []byte, verdict, reason string, verr error) (archive.Ref, error) {
 	// the one call every answered request makes: its span gets the verdict too
 	h.traceVerdict(r, ev, verdict, reason)
-	a := h.Archive
-	if a == nil || a.w == nil {
+	if !h.archiving() {
 		return archive.Ref{}, nil
 	}
+	a := h.Archive
 	if header == nil {
 		header = r.Header
 	} else if len(header) <= 64 { // archiveHeader's copy: used once, here
@@ -281,13 +305,11 @@ func (h *Handler) archiveVerdict(r *http.Request, header http.Header, body []byt
 	q.Form = h.verifier.FormOf(header) // the headers as received, signatures included
 	if ev != nil {
 		q.EventID, q.EventType, q.Secret = ev.ID, ev.Type, ev.Secret
-		head := ceHeads.Get().(*[]byte)
-		q.CloudEventHead = ev.AppendCloudEventHead((*head)[:0])
-		defer func() {
-			if *head = q.CloudEventHead[:0]; cap(*head) <= 64<<10 {
-				ceHeads.Put(head)
-			}
-		}()
+		if q.CloudEventHead = head; head == nil {
+			p := cloudEventHead(ev)
+			defer putHead(p)
+			q.CloudEventHead = *p
+		}
 		q.Timestamp, q.Window = ev.Time, ev.Window
 	}
 	if te, ok := errors.AsType[*verify.TimestampError](verr); ok {

@@ -105,8 +105,9 @@ func (b *body) release() {
 }
 
 // handOff makes the request's body the normalised event when ev is not
-// nil, the bytes as received otherwise.
-func (b *body) handOff(r *http.Request, ev *verify.Event) {
+// nil, the bytes as received otherwise. head is ev's CloudEvent head when
+// the caller built it already; nil builds it here.
+func (b *body) handOff(r *http.Request, ev *verify.Event, head []byte) {
 	if ev != nil {
 		r.Header["Content-Type"] = cloudEventType
 		// these describe the body as received, not the event
@@ -116,7 +117,7 @@ func (b *body) handOff(r *http.Request, ev *verify.Event) {
 	}
 	if len(b.Bytes()) > copyLimit {
 		if ev != nil {
-			b.cloudEvent(r, ev)
+			b.cloudEvent(r, ev, head)
 		} else {
 			set(r, b.Bytes())
 		}
@@ -126,7 +127,9 @@ func (b *body) handOff(r *http.Request, ev *verify.Event) {
 	var out []byte
 	if ev != nil {
 		var scratch [1024]byte
-		head := ev.AppendCloudEventHead(scratch[:0])
+		if head == nil {
+			head = ev.AppendCloudEventHead(scratch[:0])
+		}
 		payload := ev.Payload()
 		out = make([]byte, 0, len(head)+len(payload)+tailroom)
 		out = append(append(append(out, head...), payload...), verify.CloudEventTail...)
@@ -137,10 +140,12 @@ func (b *body) handOff(r *http.Request, ev *verify.Event) {
 }
 
 // cloudEvent makes the normalised event the request body, in place around
-// the payload.
-func (b *body) cloudEvent(r *http.Request, ev *verify.Event) {
+// the payload; head as for handOff.
+func (b *body) cloudEvent(r *http.Request, ev *verify.Event, head []byte) {
 	var scratch [1024]byte
-	head := ev.AppendCloudEventHead(scratch[:0])
+	if head == nil {
+		head = ev.AppendCloudEventHead(scratch[:0])
+	}
 	payload := ev.Payload() // a slice of the buffer, after the headroom
 	buf := *b.buf
 	start := cap(buf) - cap(payload) // payload's offset in buf

@@ -418,7 +418,7 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request, next caddyht
 		h.count.unverified.Inc()
 		ref, _ := h.archiveUnverified(r, received, body.Bytes(), archive.Unverified, reason, verr)
 		h.gatewayHeaders(r, nil)
-		body.handOff(r, nil) // as received, signatures included: the app may check them
+		body.handOff(r, nil, nil) // as received, signatures included: the app may check them
 		return h.deliver(w, r, next, dedupe.Claim{}, "", ref)
 	}
 	if verr != nil || h.Format == "cloudevents" {
@@ -443,7 +443,13 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request, next caddyht
 	// the record is in the file before the event is claimed, so before
 	// the upstream can see it: a gateway killed at any point after the
 	// claim leaves the event in the archive, for replay
-	ref, aerr := h.archiveRequest(r, received, body.Bytes(), &ev, archive.Verified, "")
+	var head []byte // the CloudEvent head, built once for the record and the forward
+	if h.archiving() {
+		p := cloudEventHead(&ev)
+		defer putHead(p)
+		head = *p
+	}
+	ref, aerr := h.archiveVerified(r, received, body.Bytes(), &ev, head)
 
 	// 2. claim
 	claimStart := time.Now()
@@ -468,9 +474,9 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request, next caddyht
 	h.count.verified.Inc()
 	h.gatewayHeaders(r, &ev)
 	if h.Format == "cloudevents" {
-		body.handOff(r, &ev)
+		body.handOff(r, &ev, head)
 	} else {
-		body.handOff(r, nil)
+		body.handOff(r, nil, nil)
 	}
 	return h.deliver(w, r, next, claim, ev.ID, ref)
 }
