@@ -59,15 +59,16 @@ const (
 )
 
 type setCall struct {
-	ctx   context.Context
-	key   string
-	value string
-	args  redis.SetArgs
-	claim bool // not sent once its caller has left; undone if it left while it was sent
-	state atomic.Int32
-	done  chan struct{}
-	prev  string
-	err   error
+	ctx      context.Context
+	deadline time.Time // the store's timeout, or ctx's deadline if sooner
+	key      string
+	value    string
+	args     redis.SetArgs
+	claim    bool // not sent once its caller has left; undone if it left while it was sent
+	state    atomic.Int32
+	done     chan struct{}
+	prev     string
+	err      error
 }
 
 func newBatcher(client redis.UniversalClient, timeout time.Duration, undo func(key, value string)) *batcher {
@@ -81,45 +82,69 @@ func newBatcher(client redis.UniversalClient, timeout time.Duration, undo func(k
 }
 
 // set runs SET key value <args> and returns its reply (redis.Nil for
-// none). claim marks a claim (see batcher).
-func (b *batcher) set(ctx context.Context, key, value string, args redis.SetArgs, claim bool) (string, error) {
+// none), by deadline or ctx's own, whichever is first. claim marks a
+// claim (see batcher).
+func (b *batcher) set(ctx context.Context, deadline time.Time, key, value string, args redis.SetArgs, claim bool) (string, error) {
 	select {
 	case <-b.stop: // closed: a late caller (a request outliving a reload) goes direct
-		return b.direct(ctx, key, value, args, claim)
+		return b.direct(ctx, deadline, key, value, args, claim)
 	default:
 	}
 	if b.inflight.Add(1) == 1 { // nothing else in flight: no batch to join
 		defer b.inflight.Add(-1)
-		return b.direct(ctx, key, value, args, claim)
+		return b.direct(ctx, deadline, key, value, args, claim)
 	}
 	b.inflight.Add(-1)
-	c := &setCall{ctx: ctx, key: key, value: value, args: args, claim: claim, done: make(chan struct{}, 1)}
+	// a timer for the deadline, where ctx's own does not come first: a
+	// context.WithDeadline would cost a second timer, and registering with
+	// the parent context, on every command
+	var expired <-chan time.Time
+	if d, ok := ctx.Deadline(); ok && !deadline.Before(d) {
+		deadline = d
+	} else {
+		t := time.NewTimer(time.Until(deadline))
+		defer t.Stop()
+		expired = t.C
+	}
+	c := &setCall{ctx: ctx, deadline: deadline, key: key, value: value, args: args, claim: claim, done: make(chan struct{}, 1)}
 	select {
 	case b.queue <- c:
 	case <-ctx.Done():
 		return "", ctx.Err()
+	case <-expired:
+		return "", context.DeadlineExceeded
 	case <-b.stop:
-		return b.direct(ctx, key, value, args, claim)
+		return b.direct(ctx, deadline, key, value, args, claim)
 	}
+	var err error
 	select {
 	case <-c.done:
 		return c.prev, c.err
 	case <-ctx.Done():
-		if c.state.CompareAndSwap(queued, gone) || c.state.CompareAndSwap(sending, gone) {
-			return "", ctx.Err() // the executor skips it, or undoes it
-		}
+		err = ctx.Err()
+	case <-expired:
+		err = context.DeadlineExceeded
 	case <-b.exited: // closed after it was queued: no executor will take it
 		if c.state.CompareAndSwap(queued, gone) {
-			return b.direct(ctx, key, value, args, claim)
+			return b.direct(ctx, deadline, key, value, args, claim)
 		}
+	}
+	if err != nil && (c.state.CompareAndSwap(queued, gone) || c.state.CompareAndSwap(sending, gone)) {
+		return "", err // the executor skips it, or undoes it
 	}
 	<-c.done // finished as we left: the reply is in
 	return c.prev, c.err
 }
 
-// direct sends one command on the caller's context. A claim that fails
-// may still have been written (a reply lost): it is undone.
-func (b *batcher) direct(ctx context.Context, key, value string, args redis.SetArgs, claim bool) (string, error) {
+// direct sends one command on the caller's context, bounded by deadline.
+// A claim that fails may still have been written (a reply lost): it is
+// undone.
+func (b *batcher) direct(ctx context.Context, deadline time.Time, key, value string, args redis.SetArgs, claim bool) (string, error) {
+	if d, ok := ctx.Deadline(); !ok || deadline.Before(d) {
+		var cancel context.CancelFunc
+		ctx, cancel = context.WithDeadline(ctx, deadline)
+		defer cancel()
+	}
 	prev, err := b.client.SetArgs(ctx, key, value, args).Result()
 	if claim && err != nil && err != redis.Nil {
 		b.undo(key, value)
@@ -170,8 +195,8 @@ func (b *batcher) exec(batch []*setCall) {
 		if !c.state.CompareAndSwap(queued, sending) && c.claim {
 			continue // its caller left before it was sent
 		}
-		d, ok := c.ctx.Deadline()
-		if !ok || c.ctx.Err() != nil {
+		d := c.deadline
+		if !d.After(now) || c.ctx.Err() != nil { // its caller left: a commit still gets its budget
 			d = now.Add(b.timeout)
 		}
 		if d.After(deadline) {

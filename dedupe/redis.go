@@ -82,9 +82,7 @@ func (r *Redis) Claim(ctx context.Context, key Key, ttl time.Duration) (Claim, e
 	}
 	c := Claim{Key: key}
 	rand.Read(c.token[:])
-	ctx, cancel := context.WithTimeout(ctx, r.timeout)
-	defer cancel()
-	prev, err := r.sets.set(ctx, RedisKey(r.prefix, key), hex.EncodeToString(c.token[:]),
+	prev, err := r.sets.set(ctx, time.Now().Add(r.timeout), RedisKey(r.prefix, key), hex.EncodeToString(c.token[:]),
 		redis.SetArgs{Mode: "NX", TTL: ttl, Get: true}, true)
 	switch {
 	case err == redis.Nil:
@@ -105,9 +103,7 @@ const doneValue = "done"
 // (the upstream accepted the event); the previous value tells whether the
 // claim was still ours.
 func (r *Redis) Commit(ctx context.Context, c Claim, ttl time.Duration) error {
-	ctx, cancel := context.WithTimeout(ctx, r.timeout)
-	defer cancel()
-	prev, err := r.sets.set(ctx, RedisKey(r.prefix, c.Key), doneValue, redis.SetArgs{TTL: ttl, Get: true}, false)
+	prev, err := r.sets.set(ctx, time.Now().Add(r.timeout), RedisKey(r.prefix, c.Key), doneValue, redis.SetArgs{TTL: ttl, Get: true}, false)
 	if err != nil && err != redis.Nil {
 		return unavailable(err)
 	}
