@@ -48,7 +48,7 @@ func TestGroupWriteError(t *testing.T) {
 	dir := t.TempDir()
 	c := &groupClock{t: time.Date(2026, 5, 1, 13, 59, 59, 0, time.UTC)}
 	var failed, good, lost atomic.Int64
-	onLost := func(n int, err error) { lost.Add(int64(n)) }
+	onLost := func(ids []string, err error) { lost.Add(int64(len(ids))) }
 	w, err := Open(Options{Dir: dir, Provider: "wazera", Now: c.now, SyncEvery: time.Hour, CleanEvery: -1, Limits: Limits{Sync: SyncInterval, OnLost: onLost}})
 	if err != nil {
 		t.Fatal(err)
@@ -184,8 +184,9 @@ func TestDetachedOutcome(t *testing.T) {
 	for _, fail := range []bool{false, true} {
 		dir := t.TempDir()
 		var lost atomic.Int64
+		var lostIDs []string
 		w, err := Open(Options{Dir: dir, Provider: "wazera", SyncEvery: time.Hour, CleanEvery: -1,
-			Limits: Limits{OnLost: func(n int, err error) { lost.Add(int64(n)) }}})
+			Limits: Limits{OnLost: func(ids []string, err error) { lost.Add(int64(len(ids))); lostIDs = ids }}})
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -228,8 +229,8 @@ func TestDetachedOutcome(t *testing.T) {
 			return nil
 		})
 		switch {
-		case fail && (ferr == nil || lost.Load() != 1 || outcomes != 0):
-			t.Errorf("failed group: err %v, OnLost got %d, %d outcomes in the file; want an error, 1, 0", ferr, lost.Load(), outcomes)
+		case fail && (ferr == nil || lost.Load() != 1 || outcomes != 0 || lostIDs[0] != "e1"):
+			t.Errorf("failed group: err %v, OnLost got %v, %d outcomes in the file; want an error, [e1], 0", ferr, lostIDs, outcomes)
 		case !fail && (ferr != nil || lost.Load() != 0 || outcomes != 1):
 			t.Errorf("group: err %v, OnLost got %d, %d outcomes in the file; want nil, 0, 1", ferr, lost.Load(), outcomes)
 		}

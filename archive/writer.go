@@ -67,8 +67,8 @@ type Limits struct {
 	OnDelete func(Deleted)
 	// OnLost is called when outcome records whose WriteOutcome had
 	// already returned (see there) could not be written, with their
-	// number and the error.
-	OnLost func(records int, err error)
+	// requests' event ids (as their Refs gave them) and the error.
+	OnLost func(eventIDs []string, err error)
 }
 
 // Options configures a Writer.
@@ -289,7 +289,7 @@ func (w *Writer) WriteRequest(q *Request) (Ref, error) {
 	id := w.nextID()
 	bp := buffers.Get().(*[]byte)
 	b := appendRequest((*bp)[:0], id, w.now(), w.provider, q, body, size)
-	n, err := w.write(b, true)
+	n, err := w.write(b, true, "")
 	*bp = b[:0]
 	if cap(b) <= maxPooled {
 		buffers.Put(bp)
@@ -318,7 +318,7 @@ func (w *Writer) WriteOutcome(ref Ref, o *Outcome) error {
 	}
 	bp := buffers.Get().(*[]byte)
 	b := appendOutcome((*bp)[:0], w.nextID(), w.now(), w.provider, ref, o)
-	_, err := w.write(b, false)
+	_, err := w.write(b, false, ref.EventID)
 	*bp = b[:0]
 	buffers.Put(bp)
 	return err
@@ -335,7 +335,7 @@ func (w *Writer) nextID() string {
 type group struct {
 	buf      *[]byte // the records, whole lines
 	records  uint64
-	detached int           // records whose writer did not wait (outcomes)
+	detached []string      // event ids of the outcomes whose writer did not wait
 	done     chan struct{} // closed once written; then end and err are set
 	end      uint64        // the count of records written so far, this group's included
 	err      error
@@ -347,9 +347,9 @@ type group struct {
 // write together share one write(2): the first writer leads a group,
 // yields once so that the requests running beside it can add theirs, and
 // writes them all; the others wait for it, unless wait is false (an
-// outcome): then a follower returns nil at once. Alone, a writer yields to
-// nobody and writes at once.
-func (w *Writer) write(b []byte, wait bool) (uint64, error) {
+// outcome, of event eventID): then a follower returns nil at once. Alone,
+// a writer yields to nobody and writes at once.
+func (w *Writer) write(b []byte, wait bool, eventID string) (uint64, error) {
 	w.gmu.Lock()
 	g := w.pending
 	leader := g == nil
@@ -361,7 +361,7 @@ func (w *Writer) write(b []byte, wait bool) (uint64, error) {
 	*g.buf = append(*g.buf, b...)
 	g.records++
 	if !leader && !wait {
-		g.detached++
+		g.detached = append(g.detached, eventID)
 	}
 	w.gmu.Unlock()
 	if !leader {
@@ -387,7 +387,7 @@ func (w *Writer) flush(g *group) (uint64, error) {
 	}
 	g.buf = nil
 	close(g.done)
-	if g.err != nil && g.detached > 0 {
+	if g.err != nil && len(g.detached) > 0 {
 		if l := w.limits.Load(); l.OnLost != nil {
 			l.OnLost(g.detached, g.err)
 		}

@@ -143,10 +143,12 @@ func (h *Handler) provisionArchive(ctx caddy.Context) error {
 	logger, undelivered, errs := a.logger, m.undelivered.WithLabelValues(name), a.errs
 	limits := archive.Limits{
 		Retention: time.Duration(a.Retention), MaxSize: a.MaxSize, Rejected: a.Rejected, Sync: a.Sync,
-		OnLost: func(n int, err error) {
-			// outcome records that joined another request's write, which failed
-			errs.Add(float64(n))
-			logger.Error("archive write failed", zap.Error(err), zap.String("record", "outcome"), zap.Int("records", n))
+		OnLost: func(ids []string, err error) {
+			// outcome records that joined another request's write, which
+			// failed: those events look undelivered to a replay
+			errs.Add(float64(len(ids)))
+			logger.Error("archive write failed", zap.Error(err), zap.String("record", "outcome"),
+				zap.Int("records", len(ids)), zap.Strings("event_ids", ids[:min(len(ids), 20)]))
 		},
 		OnDelete: func(d archive.Deleted) {
 			m.deleted.WithLabelValues(name, d.Reason).Inc()

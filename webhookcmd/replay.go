@@ -371,7 +371,14 @@ func (p *replayer) writer(provider string) (*archive.Writer, error) {
 	host, _ := os.Hostname()
 	w, err := archive.Open(archive.Options{
 		Dir: p.dir, Provider: provider, Instance: "replay-" + host,
-		Limits:     archive.Limits{Retention: -1, MaxSize: -1, Sync: archive.SyncAlways},
+		Limits: archive.Limits{Retention: -1, MaxSize: -1, Sync: archive.SyncAlways,
+			// replay writes one outcome at a time, so none joins another's
+			// write today; if one ever did, its loss is reported like any other
+			OnLost: func(ids []string, err error) {
+				for _, id := range ids {
+					p.note("warning: the outcome of %s was not archived: %v; a later replay may send it again", id, err)
+				}
+			}},
 		CleanEvery: -1,
 	})
 	if err != nil {
