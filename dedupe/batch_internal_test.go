@@ -232,3 +232,95 @@ func batchHonoursEachDeadline(t *testing.T, kind string) {
 		t.Errorf("retry of the impatient claim: %v %v, want claimed", c.Outcome, err)
 	}
 }
+
+// TestQueuedClaimTimesOut: the store's timeout passes while a claim waits
+// in the queue, its caller's context having no deadline: the caller gets
+// ErrUnavailable at the timeout (not when Redis answers), and the claim is
+// never sent, nor left in Redis.
+func TestQueuedClaimTimesOut(t *testing.T) { onEach(t, queuedClaimTimesOut) }
+
+func queuedClaimTimesOut(t *testing.T, kind string) {
+	r, g := gatedStore(t, kind, 300*time.Millisecond)
+	out := make(chan result, 16)
+	hs := occupy(t, r, g, out)
+	gone := make(chan result, 1)
+	start := time.Now()
+	claimAsync(r, context.Background(), "timer-gone", gone)
+	waitFor(t, "queued", func() bool { return len(r.sets.queue) == 1 })
+	var res result
+	select {
+	case res = <-gone:
+	case <-time.After(5 * time.Second):
+		g.off.Store(true) // let everything through, so that Close returns
+		for _, h := range hs {
+			close(h.release)
+		}
+		t.Fatal("a queued claim outlived the store's timeout")
+	}
+	el := time.Since(start)
+	if !errors.Is(res.err, ErrUnavailable) || !errors.Is(res.err, context.DeadlineExceeded) {
+		t.Fatalf("err %v", res.err)
+	}
+	if el < 250*time.Millisecond || el > 3*time.Second { // the gate holds Redis until released below
+		t.Errorf("returned after %v, want about the 300 ms timeout", el)
+	}
+	claimAsync(r, context.Background(), "after", out)
+	waitFor(t, "next queued", func() bool { return len(r.sets.queue) == 2 })
+	close(hs[1].release)
+	next := <-g.entered
+	if slices.Contains(next.keys, RedisKey(r.prefix, Key{Provider: "p", ID: "timer-gone"})) {
+		t.Errorf("timed-out claim was sent: %v", next.keys)
+	}
+	close(next.release)
+	close(hs[0].release)
+	g.off.Store(true)
+	time.Sleep(200 * time.Millisecond)
+	if r.exists(t, "timer-gone") {
+		t.Error("timed-out claim stands")
+	}
+}
+
+// TestQueuedCommitOutlivesItsCaller: a commit whose caller's time ran out
+// while it was queued is still sent, with a fresh budget, and the event is
+// done: the upstream has it.
+func TestQueuedCommitOutlivesItsCaller(t *testing.T) { onEach(t, queuedCommitOutlivesItsCaller) }
+
+func queuedCommitOutlivesItsCaller(t *testing.T, kind string) {
+	r, g := gatedStore(t, kind, 300*time.Millisecond)
+	g.off.Store(true)
+	c, err := r.Claim(context.Background(), Key{Provider: "p", ID: "cm"}, time.Minute)
+	if err != nil || c.Outcome != Claimed {
+		t.Fatal(c.Outcome, err)
+	}
+	g.off.Store(false)
+	out := make(chan result, 16)
+	hs := occupy(t, r, g, out)
+	cerr := make(chan error, 1)
+	go func() { cerr <- r.Commit(context.WithoutCancel(context.Background()), c, time.Hour) }()
+	waitFor(t, "queued", func() bool { return len(r.sets.queue) == 1 })
+	select {
+	case err := <-cerr:
+		if !errors.Is(err, ErrUnavailable) || !errors.Is(err, context.DeadlineExceeded) {
+			t.Fatalf("commit past the store's timeout: %v, want ErrUnavailable", err)
+		}
+	case <-time.After(5 * time.Second):
+		g.off.Store(true)
+		for _, h := range hs {
+			close(h.release)
+		}
+		t.Fatal("a queued commit's caller outlived the store's timeout")
+	}
+	time.Sleep(100 * time.Millisecond) // well past the caller's deadline
+	close(hs[1].release)
+	next := <-g.entered
+	if !slices.Contains(next.keys, RedisKey(r.prefix, Key{Provider: "p", ID: "cm"})) {
+		t.Errorf("commit not sent: %v", next.keys)
+	}
+	close(next.release)
+	close(hs[0].release)
+	g.off.Store(true)
+	waitFor(t, "done", func() bool {
+		v, _ := r.client.Get(context.Background(), RedisKey(r.prefix, Key{Provider: "p", ID: "cm"})).Result()
+		return v == doneValue
+	})
+}
