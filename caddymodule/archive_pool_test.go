@@ -4,10 +4,13 @@ import (
 	"bytes"
 	"context"
 	"fmt"
+	"io"
 	"net/http"
 	"net/http/httptest"
 	"strconv"
+	"strings"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -131,5 +134,98 @@ func TestArchiveWriteErrorClosed(t *testing.T) {
 	c, err := h.store.Claim(context.Background(), dedupe.Key{Provider: verify.Wazera, ID: fresh.id}, time.Minute)
 	if err != nil || c.Outcome != dedupe.Claimed {
 		t.Errorf("the refused event's claim: %v %v, want it released (claimable again)", c.Outcome, err)
+	}
+}
+
+// TestPooledHeadIsCopied: with the archive on, the CloudEvent head comes
+// from a pool and goes back when ServeHTTP returns; the forwarded body must
+// not refer to it. The next handler hands each request to goroutines that
+// read its body (and GetBody, as a retry would) after ServeHTTP returned,
+// while 400 requests, 8 at a time, reuse the pool: small bodies, large ones
+// built in place, and heads longer than the room before the body. Each
+// must read as its own CloudEvent.
+func TestPooledHeadIsCopied(t *testing.T) {
+	dir := t.TempDir()
+	ctx, cancel := caddy.NewContext(caddy.Context{Context: context.Background()})
+	defer cancel()
+	h := &Handler{Provider: verify.Wazera, Secrets: []string{"s0"}, Archive: &Archive{Dir: dir}, Dedupe: &Dedupe{Store: "off"}}
+	if err := h.Provision(ctx); err != nil {
+		t.Fatal(err)
+	}
+	defer h.Cleanup()
+	var late sync.WaitGroup
+	var forwarded atomic.Int64
+	type job struct {
+		want []byte
+		r    *http.Request
+		id   int
+	}
+	jobs := make(chan job, 1024)
+	var checkers sync.WaitGroup
+	for range 4 {
+		checkers.Go(func() {
+			for j := range jobs {
+				time.Sleep(time.Millisecond)
+				got, _ := io.ReadAll(j.r.Body)
+				rc, _ := j.r.GetBody()
+				again, _ := io.ReadAll(rc)
+				if !bytes.Equal(got, j.want) || !bytes.Equal(again, j.want) {
+					t.Errorf("request %d: forwarded body differs from its own event (len %d/%d want %d)", j.id, len(got), len(again), len(j.want))
+				}
+				late.Done()
+			}
+		})
+	}
+	var wg sync.WaitGroup
+	// 8 at a time, so that the pool's heads are reused while earlier
+	// requests' bodies wait to be read
+	sem := make(chan struct{}, 8)
+	for i := range 400 {
+		sem <- struct{}{}
+		wg.Go(func() {
+			defer func() { <-sem }()
+			now := strconv.FormatInt(time.Now().Unix(), 10)
+			text := strings.Repeat("t"+strconv.Itoa(i%10), 10)
+			if i%3 == 0 {
+				text = strings.Repeat(`Halo kak \"x\" é ✓ `+strconv.Itoa(i), 150) // head > headroom
+			}
+			pad := ""
+			if i%2 == 0 {
+				pad = strings.Repeat("n", 70<<10) // large body: in place
+			}
+			body := []byte(`{"id":"evt_` + strconv.Itoa(i) + `","event":"message.received","timestamp":` + now + `,"data":{"message_id":"m-` + strconv.Itoa(i) + `","text":"` + text + `"},"note":"` + pad + `"}`)
+			sig, err := h.verifier.Sign(body, verify.SignOptions{})
+			if err != nil {
+				t.Error(err)
+				return
+			}
+			ev, err := h.verifier.Verify(sig, append([]byte(nil), body...))
+			if err != nil {
+				t.Error(err)
+				return
+			}
+			want := ev.AppendCloudEvent(nil)
+			r := httptest.NewRequest("POST", "http://gw.example/wazera", bytes.NewReader(body))
+			r.Header = sig.Clone()
+			w := httptest.NewRecorder()
+			r = caddyhttp.PrepareRequest(r, caddy.NewReplacer(), w, nil)
+			next := caddyhttp.HandlerFunc(func(w http.ResponseWriter, r *http.Request) error {
+				forwarded.Add(1)
+				late.Add(1)
+				jobs <- job{want, r, i}
+				w.WriteHeader(200)
+				return nil
+			})
+			if err := h.ServeHTTP(w, r, next); err != nil {
+				t.Error(err)
+			}
+		})
+	}
+	wg.Wait()
+	late.Wait()
+	close(jobs)
+	checkers.Wait()
+	if forwarded.Load() != 400 {
+		t.Errorf("%d of 400 requests forwarded", forwarded.Load())
 	}
 }
