@@ -714,3 +714,75 @@ func TestConcurrentRecordsShareWrites(t *testing.T) {
 		t.Errorf("%d write(2) calls for %d records written by %d concurrent writers on one core: want them shared", calls, 2*writers*each, writers)
 	}
 }
+
+// TestBodyAsJSON: a verified body that the caller parsed is kept as JSON
+// ("body_json"), and the CloudEvent head as a CloudEvent with a null
+// payload ("cloudevent"), where that reads back byte for byte; a
+// pretty-printed body (line breaks) or one with surrounding whitespace
+// stays an escaped string. Records in the older form, and a "cloudevent"
+// that is not one, read as before and as corrupt.
+func TestBodyAsJSON(t *testing.T) {
+	dir := t.TempDir()
+	c := &clock{t: time.Date(2026, 5, 1, 9, 0, 0, 0, time.UTC)}
+	w := open(t, dir, "wazera", c, archive.Limits{})
+	bodies := map[string]string{
+		"compact": `{"id":"a","text":"é \" \\ \u2028 ✓","n":[1,2.5e3,null,true],"o":{}}`,
+		"tabs":    "{\"id\":\"b\",\t\"x\": 1}",
+		"pretty":  "{\n  \"id\": \"c\"\n}",
+		"space":   ` {"id":"d"}`,
+	}
+	refs := map[string]string{}
+	for name, body := range bodies {
+		q := verified(name, body)
+		q.BodyJSON = true
+		ref, err := w.WriteRequest(q)
+		if err != nil {
+			t.Fatal(err)
+		}
+		refs[ref.ID] = name
+	}
+	if err := w.Close(); err != nil {
+		t.Fatal(err)
+	}
+	files, _ := filepath.Glob(filepath.Join(dir, "wazera", "*.jsonl"))
+	raw, err := os.ReadFile(files[0])
+	if err != nil {
+		t.Fatal(err)
+	}
+	for line := range strings.Lines(string(raw)) {
+		asJSON := strings.Contains(line, `"body_json":{`) && strings.Contains(line, `"cloudevent":{`) && !strings.Contains(line, `"ce_head"`)
+		name := ""
+		for id, n := range refs {
+			if strings.Contains(line, `"id":"`+id+`"`) {
+				name = n
+			}
+		}
+		if want := name == "compact" || name == "tabs"; asJSON != want {
+			t.Errorf("%s: kept as JSON %v, want %v: %s", name, asJSON, want, line)
+		}
+	}
+	// the older form, and a cloudevent whose payload is not null
+	old := `{"kind":"request","verdict":"verified","id":"x-1","time":"2026-05-01T09:00:00Z","provider":"wazera","event_id":"old","body":"{\"id\":\"old\"}","ce_head":"{\"specversion\":\"1.0\",\"data\":{\"payload\":"}` + "\n" +
+		`{"kind":"request","verdict":"verified","id":"x-2","time":"2026-05-01T09:00:00Z","provider":"wazera","event_id":"bad","body_json":{},"cloudevent":{"data":{"payload":{}}}}` + "\n"
+	if err := os.WriteFile(filepath.Join(dir, "wazera", archive.FileName(c.Now(), "old-000000000000")), []byte(old), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	var warnings []string
+	r := &archive.Reader{Dir: dir, Warn: func(f string, l int, msg string) { warnings = append(warnings, msg) }}
+	got := map[string]*archive.Record{}
+	if err := r.Scan(archive.Filter{}, func(rec *archive.Record) error { got[rec.EventID] = rec; return nil }); err != nil {
+		t.Fatal(err)
+	}
+	for name, body := range bodies {
+		rec := got[name]
+		if rec == nil || string(rec.BodyBytes()) != body || rec.CEHead != `{"specversion":"1.0","id":"`+name+`","data":{"payload":` {
+			t.Errorf("%s: read back %+v", name, rec)
+		}
+	}
+	if rec := got["old"]; rec == nil || rec.Body != `{"id":"old"}` || rec.CEHead != `{"specversion":"1.0","data":{"payload":` {
+		t.Errorf("older record: %+v", rec)
+	}
+	if got["bad"] != nil || len(warnings) != 1 || !strings.Contains(warnings[0], "cloudevent") {
+		t.Errorf("a cloudevent with a payload: yielded %v, warnings %q", got["bad"] != nil, warnings)
+	}
+}

@@ -40,7 +40,7 @@ func BenchmarkWritePair(b *testing.B) {
 						"X-Wazera-Signature": {"sha256=8f3a0c1d2e4b5f60718293a4b5c6d7e8f90a1b2c3d4e5f60718293a4b5c6d7e8"},
 						"X-Wazera-Event-Id":  {"evt_01HZX3Q4J5K6M7N8P9Q0R1S2T3"}, "Content-Length": {"1024"},
 					},
-					Body: body, Verdict: archive.Verified, EventID: "evt_01HZX3Q4J5K6M7N8P9Q0R1S2T3",
+					Body: body, BodyJSON: true, Verdict: archive.Verified, EventID: "evt_01HZX3Q4J5K6M7N8P9Q0R1S2T3",
 					EventType: "message.received", Format: "cloudevents",
 					CloudEventHead: []byte(`{"specversion":"1.0","id":"evt_01HZX3Q4J5K6M7N8P9Q0R1S2T3","source":"wazera","type":"message.received","datacontenttype":"application/json","providerevent":"message.received","data":{"payload":`),
 				}

@@ -2,6 +2,7 @@ package archive_test
 
 import (
 	"bytes"
+	"encoding/json"
 	"net/http"
 	"os"
 	"path/filepath"
@@ -9,6 +10,7 @@ import (
 	"time"
 
 	"github.com/wagate/caddy-webhook/archive"
+	"github.com/wagate/caddy-webhook/verify"
 )
 
 // FuzzReader feeds arbitrary bytes to the reader as an archive file: it
@@ -66,9 +68,13 @@ func FuzzReader(f *testing.F) {
 // back: every field must come back as written (text fields as valid
 // UTF-8), the body byte for byte.
 func FuzzRoundTrip(f *testing.F) {
-	f.Add("evt_1", "message.received", "/wazera?x=1", "X-Sig", "sha256=ab", []byte(`{"a":"b"}`), "no_match")
-	f.Add("\u2028\x00\"\\", "t\xff", "/\t", "X-\n", "v\x7f", []byte{0xff, 0, '"'}, "")
-	f.Fuzz(func(t *testing.T, eventID, eventType, path, hname, hvalue string, body []byte, reason string) {
+	f.Add("evt_1", "message.received", "/wazera?x=1", "X-Sig", "sha256=ab", []byte(`{"a":"b"}`), "no_match", false)
+	f.Add("\u2028\x00\"\\", "t\xff", "/\t", "X-\n", "v\x7f", []byte{0xff, 0, '"'}, "", false)
+	f.Add("evt_2", "t", "/", "X", "v", []byte(`{"a": "b\u2028 \" \\\u00e9", "n": [1, 2.5e3, null, true]}`), "", true)
+	f.Add("evt_3", "t", "/", "X", "v", []byte("{\n  \"pretty\": true\n}"), "", true)
+	f.Add("evt_4", "t", "/", "X", "v", []byte(` {"space":"before"}`), "", true)
+	f.Add("evt_5", "t", "/", "X", "v", []byte("{\"bad\":\"\xff\"}"), "", true)
+	f.Fuzz(func(t *testing.T, eventID, eventType, path, hname, hvalue string, body []byte, reason string, parsed bool) {
 		dir := t.TempDir()
 		w, err := archive.Open(archive.Options{Dir: dir, Provider: "p", CleanEvery: -1})
 		if err != nil {
@@ -77,6 +83,16 @@ func FuzzRoundTrip(f *testing.F) {
 		defer w.Close()
 		q := &archive.Request{Verdict: archive.Verified, EventID: eventID, EventType: eventType, Path: path,
 			Header: http.Header{hname: {hvalue}}, Body: body, Reason: reason, Secret: 2}
+		// a verified event's body, parsed whole by the caller, is kept as
+		// JSON where it can be, with the CloudEvent head as the gateway
+		// builds it (the id escaped, the type a JSON string token)
+		var head []byte
+		if parsed && json.Valid(body) {
+			q.BodyJSON = true
+			head = verify.AppendJSONString([]byte(`{"specversion":"1.0","id":`), eventID)
+			head = append(verify.AppendJSONString(append(head, `,"data":{"type":`...), eventType), `,"payload":`...)
+			q.CloudEventHead = head
+		}
 		ref, err := w.WriteRequest(q)
 		if err != nil {
 			t.Fatal(err)
@@ -95,6 +111,9 @@ func FuzzRoundTrip(f *testing.F) {
 		}
 		if !bytes.Equal(rec.BodyBytes(), body) {
 			t.Errorf("body %q, want %q", rec.BodyBytes(), body)
+		}
+		if rec.CEHead != string(head) || rec.BodyJSON != nil || rec.CloudEvent != nil {
+			t.Errorf("CloudEvent head %q, want %q (left: %q, %q)", rec.CEHead, head, rec.BodyJSON, rec.CloudEvent)
 		}
 		if rec.Secret == nil || *rec.Secret != 2 {
 			t.Errorf("secret %v", rec.Secret)

@@ -328,6 +328,9 @@ func parseLine(line []byte, complete bool) (*Record, error) {
 	if err := json.Unmarshal(line, rec); err != nil {
 		return nil, fmt.Errorf("corrupt record: %v", err)
 	}
+	if err := rec.unpack(); err != nil {
+		return nil, fmt.Errorf("corrupt record: %v", err)
+	}
 	if !rec.valid() {
 		return nil, errors.New("not a record: kind, id, time, provider, and verdict or ref are required")
 	}

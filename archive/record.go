@@ -26,7 +26,8 @@
 //	 "format":"cloudevents","route":"example.com","remote":"203.0.113.7:50312",
 //	 "method":"POST","host":"example.com","path":"/wazera",
 //	 "headers":{"Content-Type":["application/json"],"X-Wazera-Signature":["..."]},
-//	 "body":"{...}","ce_head":"{\"specversion\":\"1.0\",...\"payload\":"}
+//	 "body_json":{"id":"evt_1",...},
+//	 "cloudevent":{"specversion":"1.0","id":"evt_1",...,"data":{...,"payload":null}}}
 //
 // secrets is how many secrets were configured; timestamp is the signed
 // time the request carried and window_s the window (seconds) it was held
@@ -36,12 +37,19 @@
 // in_flight, store_error, unverified. Authorization, Proxy-Authorization
 // and Cookie are redacted; signature headers are kept, so a rejected
 // request can be checked later. secret is the position of the configured
-// secret that matched, never the secret. The body is "body" when it is
-// valid UTF-8 and "body_base64" otherwise; "body_size" gives the original
-// size when the body was cut ("body_truncated"). ce_head is the CloudEvent
-// up to its payload, so a replay rebuilds the event the gateway forwarded
-// without the secret: ce_head, the body without surrounding whitespace,
-// then "}}".
+// secret that matched, never the secret. A verified event's body, which
+// the verifier parsed whole, is "body_json", the JSON value as it came
+// (nothing to escape, and jq reads into it), unless it holds a line break
+// or starts or ends with whitespace. Any other body is "body", a JSON
+// string, when it is valid UTF-8, and "body_base64" otherwise;
+// "body_size" gives the original size when the body was cut
+// ("body_truncated"). "cloudevent" is the CloudEvent the gateway built,
+// with null for its payload, so that a replay rebuilds the event it
+// forwarded without the secret: the CloudEvent up to "payload": (the
+// head), the body without surrounding whitespace, then "}}". Records
+// written before that (and a head with a line break) keep the head as a
+// string in "ce_head". The reader gives every form as Body (or
+// BodyBase64) and CEHead.
 //
 // An outcome record follows when the request was forwarded (or when the
 // claim kept a verified event from the upstream, below):
@@ -76,7 +84,10 @@
 package archive
 
 import (
+	"bytes"
 	"encoding/base64"
+	"encoding/json"
+	"errors"
 	"net/http"
 	"slices"
 	"strconv"
@@ -129,6 +140,11 @@ type Request struct {
 	Path   string      // the request URI, query included
 	Header http.Header // as received; redacted when written
 	Body   []byte
+	// BodyJSON says that Body is one JSON value the caller parsed whole
+	// (a verified event's): the record then holds it as it is, in
+	// "body_json", unless a line break or surrounding whitespace would
+	// not survive (see the package doc).
+	BodyJSON bool
 	// Verdict is one of Verified, Rejected, Duplicate, InFlight,
 	// StoreError, Unverified; Reason says why a request was rejected.
 	Verdict string
@@ -141,7 +157,9 @@ type Request struct {
 	Secret int
 	// Format is the forwarded format: cloudevents or raw.
 	Format string
-	// CloudEventHead is the CloudEvent up to its payload, for a replay.
+	// CloudEventHead is the CloudEvent up to its payload, for a replay:
+	// what verify.Event.AppendCloudEventHead returns, which ends with
+	// "payload": and holds no line break.
 	CloudEventHead []byte
 	// Secrets is how many secrets were configured (so that a reject can
 	// say "none of 2"); 0 leaves it out.
@@ -197,17 +215,22 @@ type Record struct {
 	Timestamp *time.Time `json:"timestamp,omitempty"`
 	WindowS   int64      `json:"window_s,omitempty"`
 
-	Route         string      `json:"route,omitempty"`
-	Remote        string      `json:"remote,omitempty"`
-	Method        string      `json:"method,omitempty"`
-	Host          string      `json:"host,omitempty"`
-	Path          string      `json:"path,omitempty"`
-	Headers       http.Header `json:"headers,omitempty"`
-	Body          string      `json:"body,omitempty"`
-	BodyBase64    []byte      `json:"body_base64,omitempty"`
-	BodySize      int         `json:"body_size,omitempty"`
-	BodyTruncated bool        `json:"body_truncated,omitempty"`
-	CEHead        string      `json:"ce_head,omitempty"`
+	Route      string      `json:"route,omitempty"`
+	Remote     string      `json:"remote,omitempty"`
+	Method     string      `json:"method,omitempty"`
+	Host       string      `json:"host,omitempty"`
+	Path       string      `json:"path,omitempty"`
+	Headers    http.Header `json:"headers,omitempty"`
+	Body       string      `json:"body,omitempty"`
+	BodyBase64 []byte      `json:"body_base64,omitempty"`
+	// BodyJSON and CloudEvent are how the writer keeps a verified body and
+	// its CloudEvent head (see the package doc); the reader moves them to
+	// Body and CEHead, and clears them.
+	BodyJSON      json.RawMessage `json:"body_json,omitempty"`
+	CloudEvent    json.RawMessage `json:"cloudevent,omitempty"`
+	BodySize      int             `json:"body_size,omitempty"`
+	BodyTruncated bool            `json:"body_truncated,omitempty"`
+	CEHead        string          `json:"ce_head,omitempty"`
 
 	Status     int     `json:"status,omitempty"`
 	Error      string  `json:"error,omitempty"`
@@ -341,7 +364,11 @@ func appendRequest(b []byte, id string, t time.Time, provider string, q *Request
 		b = append(b, '}')
 	}
 	if len(body) > 0 {
-		if utf8.Valid(body) {
+		if q.BodyJSON && size == len(body) && rawJSON(body) {
+			// a parsed JSON value: embedded as it is, with no escaping
+			b = append(b, `,"body_json":`...)
+			b = append(b, body...)
+		} else if utf8.Valid(body) {
 			b = append(b, `,"body":`...)
 			b = verify.AppendJSONString(b, body)
 		} else {
@@ -355,11 +382,46 @@ func appendRequest(b []byte, id string, t time.Time, provider string, q *Request
 		b = strconv.AppendInt(b, int64(size), 10)
 		b = append(b, `,"body_truncated":true`...)
 	}
-	if len(q.CloudEventHead) > 0 {
-		b = append(b, `,"ce_head":`...)
-		b = verify.AppendJSONString(b, q.CloudEventHead)
+	if h := q.CloudEventHead; len(h) > 0 {
+		if bytes.HasSuffix(h, []byte(`"payload":`)) && bytes.IndexByte(h, '\n') < 0 {
+			// the CloudEvent with a null payload: JSON as it is
+			b = append(b, `,"cloudevent":`...)
+			b = append(append(append(b, h...), nullPayload...), verify.CloudEventTail...)
+		} else {
+			b = append(b, `,"ce_head":`...)
+			b = verify.AppendJSONString(b, h)
+		}
 	}
 	return append(b, "}\n"...)
+}
+
+// nullPayload stands for the payload in a record's "cloudevent".
+const nullPayload = "null"
+
+// rawJSON reports whether body, a JSON value, can be embedded in a record
+// as it is and read back the same: no line break (a record is one line),
+// and no whitespace before or after it (a JSON reader drops that).
+func rawJSON(body []byte) bool {
+	isSpace := func(c byte) bool { return c == ' ' || c == '\t' || c == '\n' || c == '\r' }
+	return !isSpace(body[0]) && !isSpace(body[len(body)-1]) &&
+		bytes.IndexByte(body, '\n') < 0 && bytes.IndexByte(body, '\r') < 0
+}
+
+// unpack moves what the writer embedded as JSON (body_json, cloudevent)
+// into Body and CEHead, as older records and other writers keep them; a
+// cloudevent that does not end with the null payload is an error.
+func (r *Record) unpack() error {
+	if r.BodyJSON != nil {
+		r.Body, r.BodyJSON = string(r.BodyJSON), nil
+	}
+	if ce := r.CloudEvent; ce != nil {
+		head, ok := bytes.CutSuffix(ce, []byte(nullPayload+verify.CloudEventTail))
+		if !ok || !bytes.HasSuffix(head, []byte(`"payload":`)) {
+			return errors.New("cloudevent: not a CloudEvent with a null payload")
+		}
+		r.CEHead, r.CloudEvent = string(head), nil
+	}
+	return nil
 }
 
 // appendOutcome appends an outcome record, with its newline.

@@ -307,6 +307,7 @@ func (h *Handler) archiveVerdict(r *http.Request, header http.Header, body []byt
 	q.Form = h.verifier.FormOf(header) // the headers as received, signatures included
 	if ev != nil {
 		q.EventID, q.EventType, q.Secret = ev.ID, ev.Type, ev.Secret
+		q.BodyJSON = true // the verifier parsed it whole
 		if q.CloudEventHead = head; head == nil {
 			p := cloudEventHead(ev)
 			defer putHead(p)
