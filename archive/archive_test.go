@@ -718,8 +718,8 @@ func TestConcurrentRecordsShareWrites(t *testing.T) {
 // TestBodyAsJSON: a verified body that the caller parsed is kept as JSON
 // ("body_json"), and the CloudEvent head as a CloudEvent with a null
 // payload ("cloudevent"), where that reads back byte for byte; a
-// pretty-printed body (line breaks) or one with surrounding whitespace
-// stays an escaped string. Records in the older form, and a "cloudevent"
+// pretty-printed body (line breaks), one with surrounding whitespace, or
+// one nested 10,000 deep stays an escaped string. Records in the older form, and a "cloudevent"
 // that is not one, read as before and as corrupt.
 func TestBodyAsJSON(t *testing.T) {
 	dir := t.TempDir()
@@ -730,6 +730,9 @@ func TestBodyAsJSON(t *testing.T) {
 		"tabs":    "{\"id\":\"b\",\t\"x\": 1}",
 		"pretty":  "{\n  \"id\": \"c\"\n}",
 		"space":   ` {"id":"d"}`,
+		// the verifier takes 10,000 levels, encoding/json too: one level
+		// down in a record, this one would make the line unreadable
+		"deep": `{"id":"e","a":` + strings.Repeat(`{"a":`, 9998) + "1" + strings.Repeat("}", 9999),
 	}
 	refs := map[string]string{}
 	for name, body := range bodies {

@@ -39,8 +39,9 @@
 // request can be checked later. secret is the position of the configured
 // secret that matched, never the secret. A verified event's body, which
 // the verifier parsed whole, is "body_json", the JSON value as it came
-// (nothing to escape, and jq reads into it), unless it holds a line break
-// or starts or ends with whitespace. Any other body is "body", a JSON
+// (nothing to escape, and jq reads into it), unless it holds a line break,
+// starts or ends with whitespace, or has 9,000 brackets or more (it might
+// then nest deeper than a JSON reader takes, one level down). Any other body is "body", a JSON
 // string, when it is valid UTF-8, and "body_base64" otherwise;
 // "body_size" gives the original size when the body was cut
 // ("body_truncated"). "cloudevent" is the CloudEvent the gateway built,
@@ -400,12 +401,18 @@ const nullPayload = "null"
 
 // rawJSON reports whether body, a JSON value, can be embedded in a record
 // as it is and read back the same: no line break (a record is one line),
-// and no whitespace before or after it (a JSON reader drops that).
+// no whitespace before or after it (a JSON reader drops that), and not
+// nested so deep that, one level down in the record, encoding/json would
+// refuse the whole line (its limit is 10,000 levels, the verifier's too):
+// fewer brackets than maxRawNesting bound the depth.
 func rawJSON(body []byte) bool {
 	isSpace := func(c byte) bool { return c == ' ' || c == '\t' || c == '\n' || c == '\r' }
 	return !isSpace(body[0]) && !isSpace(body[len(body)-1]) &&
-		bytes.IndexByte(body, '\n') < 0 && bytes.IndexByte(body, '\r') < 0
+		bytes.IndexByte(body, '\n') < 0 && bytes.IndexByte(body, '\r') < 0 &&
+		bytes.Count(body, []byte("{"))+bytes.Count(body, []byte("[")) < maxRawNesting
 }
+
+const maxRawNesting = 9000
 
 // unpack moves what the writer embedded as JSON (body_json, cloudevent)
 // into Body and CEHead, as older records and other writers keep them; a
