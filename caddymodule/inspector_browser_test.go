@@ -202,7 +202,7 @@ func TestInspectorInBrowser(t *testing.T) {
 
 	// its detail: the diagnosis, and the payload masked
 	if err := chromedp.Do(ctx,
-		chromedp.Click(`#events tbody tr[data-state="rejected"]`),
+		clickJS(`#events tbody tr[data-state="rejected"]`),
 		chromedp.WaitVisible(`#detail`),
 		chromedp.WaitVisible(`#payload`),
 	); err != nil {
@@ -277,6 +277,20 @@ func TestInspectorInBrowser(t *testing.T) {
 }
 
 // dispatchChange fires a change event on a select, as a user's choice does.
+// clickJS clicks the element that sel selects, in the page, in one step.
+// chromedp.Click queries the node, then clicks it: when the stream that a
+// filter change reconnects re-renders the row in between (a loaded machine),
+// the node is stale and the click fails with "Could not find node".
+func clickJS(sel string) chromedp.Action[chromedp.Void] {
+	return func(ctx context.Context, t *chromedp.Target) (chromedp.Void, error) {
+		ok, err := chromedp.Evaluate[bool](fmt.Sprintf(`(() => { const e = document.querySelector(%q); if (!e) return false; e.click(); return true })()`, sel))(ctx, t)
+		if err == nil && !ok {
+			err = fmt.Errorf("nothing to click at %s", sel)
+		}
+		return chromedp.Void{}, err
+	}
+}
+
 func dispatchChange(sel string) chromedp.Action[chromedp.Void] {
 	return func(ctx context.Context, t *chromedp.Target) (chromedp.Void, error) {
 		_, err := chromedp.Evaluate[bool](fmt.Sprintf(`document.querySelector(%q).dispatchEvent(new Event("change"))`, sel))(ctx, t)
