@@ -41,9 +41,9 @@
 // the verifier parsed whole, is "body_json", the JSON value as it came
 // (nothing to escape, and jq reads into it), unless it holds a line break,
 // starts or ends with whitespace, or has 9,000 brackets or more (it might
-// then nest deeper than a JSON reader takes, one level down). Any other body is "body", a JSON
-// string, when it is valid UTF-8, and "body_base64" otherwise;
-// "body_size" gives the original size when the body was cut
+// then nest deeper than a JSON reader takes, one level down). Any other
+// body is "body", a JSON string, when it is valid UTF-8, and "body_base64"
+// otherwise; "body_size" gives the original size when the body was cut
 // ("body_truncated"). "cloudevent" is the CloudEvent the gateway built,
 // with null for its payload, so that a replay rebuilds the event it
 // forwarded without the secret: the CloudEvent up to "payload": (the
@@ -143,8 +143,7 @@ type Request struct {
 	Body   []byte
 	// BodyJSON says that Body is one JSON value the caller parsed whole
 	// (a verified event's): the record then holds it as it is, in
-	// "body_json", unless a line break or surrounding whitespace would
-	// not survive (see the package doc).
+	// "body_json", where it reads back the same (see the package doc).
 	BodyJSON bool
 	// Verdict is one of Verified, Rejected, Duplicate, InFlight,
 	// StoreError, Unverified; Reason says why a request was rejected.
