@@ -715,34 +715,49 @@ func TestConcurrentRecordsShareWrites(t *testing.T) {
 	}
 }
 
-// TestBodyAsJSON: a verified body that the caller parsed is kept as JSON
-// ("body_json"), and the CloudEvent head as a CloudEvent with a null
-// payload ("cloudevent"), where that reads back byte for byte; a
-// pretty-printed body (line breaks), one with surrounding whitespace, or
-// one nested 10,000 deep stays an escaped string. Records in the older form, and a "cloudevent"
-// that is not one, read as before and as corrupt.
+// TestBodyAsJSON: a verified body that the caller parsed is kept as the
+// JSON value it is, and the CloudEvent head as a CloudEvent with a null
+// payload, where that reads back byte for byte and stays one line for
+// every reader; a pretty-printed body (line breaks), one with whitespace
+// around it, one with a U+2028 (a line end to JavaScript and Python), or
+// one nested deeper than jq before 1.8 reads stays an escaped string.
+// Records in the older form read as before; a reader of that older form
+// refuses the newer records instead of taking their bodies for empty; a
+// "ce_head" object whose payload is not null is a corrupt record.
 func TestBodyAsJSON(t *testing.T) {
 	dir := t.TempDir()
 	c := &clock{t: time.Date(2026, 5, 1, 9, 0, 0, 0, time.UTC)}
 	w := open(t, dir, "wazera", c, archive.Limits{})
-	bodies := map[string]string{
-		"compact": `{"id":"a","text":"é \" \\ \u2028 ✓","n":[1,2.5e3,null,true],"o":{}}`,
-		"tabs":    "{\"id\":\"b\",\t\"x\": 1}",
-		"pretty":  "{\n  \"id\": \"c\"\n}",
-		"space":   ` {"id":"d"}`,
-		// the verifier takes 10,000 levels, encoding/json too: one level
-		// down in a record, this one would make the line unreadable
-		"deep": `{"id":"e","a":` + strings.Repeat(`{"a":`, 9998) + "1" + strings.Repeat("}", 9999),
+	deep := func(n int) string { return `{"id":"e","a":` + strings.Repeat("[", n) + strings.Repeat("]", n) + "}" }
+	bodies := map[string]struct {
+		body string
+		raw  bool
+		head string // the CloudEvent head, when not verified()'s
+	}{
+		"compact":  {`{"id":"a","text":"é \" \\ \u2028 ✓","n":[1,2.5e3,null,true],"o":{}}`, true, ""},
+		"tabs":     {"{\"id\":\"b\",\t\"x\": 1}", true, ""},
+		"nested":   {deep(240), true, ""},
+		"pretty":   {"{\n  \"id\": \"c\"\n}", false, ""},
+		"space":    {` {"id":"d"}`, false, ""},
+		"deep":     {deep(300), false, ""},
+		"u2028":    {"{\"id\":\"f\",\"text\":\"a\u2028b\"}", false, ""},
+		"u2029":    {"{\"id\":\"g\",\"text\":\"a\u2029b\"}", false, ""},
+		"verydeep": {`{"id":"h","a":` + strings.Repeat(`{"a":`, 9998) + "1" + strings.Repeat("}", 9999), false, ""},
+		// a text field with a U+2028, copied into the head as received
+		"headsep": {"{\"id\":\"i\"}", true, "{\"specversion\":\"1.0\",\"id\":\"headsep\",\"data\":{\"text\":\"a\u2028b\",\"payload\":"},
 	}
-	refs := map[string]string{}
-	for name, body := range bodies {
-		q := verified(name, body)
+	ids := map[string]string{} // record id -> case
+	for name, bc := range bodies {
+		q := verified(name, bc.body)
 		q.BodyJSON = true
+		if bc.head != "" {
+			q.CloudEventHead = []byte(bc.head)
+		}
 		ref, err := w.WriteRequest(q)
 		if err != nil {
 			t.Fatal(err)
 		}
-		refs[ref.ID] = name
+		ids[ref.ID] = name
 	}
 	if err := w.Close(); err != nil {
 		t.Fatal(err)
@@ -753,20 +768,28 @@ func TestBodyAsJSON(t *testing.T) {
 		t.Fatal(err)
 	}
 	for line := range strings.Lines(string(raw)) {
-		asJSON := strings.Contains(line, `"body_json":{`) && strings.Contains(line, `"cloudevent":{`) && !strings.Contains(line, `"ce_head"`)
-		name := ""
-		for id, n := range refs {
-			if strings.Contains(line, `"id":"`+id+`"`) {
-				name = n
-			}
+		var head struct{ ID string }
+		json.Unmarshal([]byte(line), &head)
+		name := ids[head.ID]
+		asJSON := strings.Contains(line, `"body":{`)
+		if asJSON != bodies[name].raw {
+			t.Errorf("%s: body kept as JSON %v, want %v", name, asJSON, bodies[name].raw)
 		}
-		if want := name == "compact" || name == "tabs"; asJSON != want {
-			t.Errorf("%s: kept as JSON %v, want %v: %s", name, asJSON, want, line)
+		if got, want := strings.Contains(line, `"ce_head":{`), name != "headsep"; got != want {
+			t.Errorf("%s: the head kept as a CloudEvent %v, want %v", name, got, want)
+		}
+		// a reader of the older form, "body" and "ce_head" as strings
+		var older struct {
+			Body   string `json:"body"`
+			CEHead string `json:"ce_head"`
+		}
+		if err := json.Unmarshal([]byte(line), &older); err == nil {
+			t.Errorf("%s: the older form's reader takes the record, body %q", name, older.Body)
 		}
 	}
-	// the older form, and a cloudevent whose payload is not null
+	// the older form, and a ce_head object whose payload is not null
 	old := `{"kind":"request","verdict":"verified","id":"x-1","time":"2026-05-01T09:00:00Z","provider":"wazera","event_id":"old","body":"{\"id\":\"old\"}","ce_head":"{\"specversion\":\"1.0\",\"data\":{\"payload\":"}` + "\n" +
-		`{"kind":"request","verdict":"verified","id":"x-2","time":"2026-05-01T09:00:00Z","provider":"wazera","event_id":"bad","body_json":{},"cloudevent":{"data":{"payload":{}}}}` + "\n"
+		`{"kind":"request","verdict":"verified","id":"x-2","time":"2026-05-01T09:00:00Z","provider":"wazera","event_id":"bad","body":{},"ce_head":{"data":{"payload":{}}}}` + "\n"
 	if err := os.WriteFile(filepath.Join(dir, "wazera", archive.FileName(c.Now(), "old-000000000000")), []byte(old), 0o600); err != nil {
 		t.Fatal(err)
 	}
@@ -776,16 +799,20 @@ func TestBodyAsJSON(t *testing.T) {
 	if err := r.Scan(archive.Filter{}, func(rec *archive.Record) error { got[rec.EventID] = rec; return nil }); err != nil {
 		t.Fatal(err)
 	}
-	for name, body := range bodies {
+	for name, bc := range bodies {
 		rec := got[name]
-		if rec == nil || string(rec.BodyBytes()) != body || rec.CEHead != `{"specversion":"1.0","id":"`+name+`","data":{"payload":` {
-			t.Errorf("%s: read back %+v", name, rec)
+		head := bc.head
+		if head == "" {
+			head = `{"specversion":"1.0","id":"` + name + `","data":{"payload":`
+		}
+		if rec == nil || string(rec.BodyBytes()) != bc.body || rec.CEHead != head {
+			t.Errorf("%s: read back %.200v", name, rec)
 		}
 	}
 	if rec := got["old"]; rec == nil || rec.Body != `{"id":"old"}` || rec.CEHead != `{"specversion":"1.0","data":{"payload":` {
 		t.Errorf("older record: %+v", rec)
 	}
-	if got["bad"] != nil || len(warnings) != 1 || !strings.Contains(warnings[0], "cloudevent") {
-		t.Errorf("a cloudevent with a payload: yielded %v, warnings %q", got["bad"] != nil, warnings)
+	if got["bad"] != nil || len(warnings) != 1 || !strings.Contains(warnings[0], "ce_head") {
+		t.Errorf("a ce_head with a payload: yielded %v, warnings %q", got["bad"] != nil, warnings)
 	}
 }

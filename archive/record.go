@@ -26,8 +26,8 @@
 //	 "format":"cloudevents","route":"example.com","remote":"203.0.113.7:50312",
 //	 "method":"POST","host":"example.com","path":"/wazera",
 //	 "headers":{"Content-Type":["application/json"],"X-Wazera-Signature":["..."]},
-//	 "body_json":{"id":"evt_1",...},
-//	 "cloudevent":{"specversion":"1.0","id":"evt_1",...,"data":{...,"payload":null}}}
+//	 "body":{"id":"evt_1",...},
+//	 "ce_head":{"specversion":"1.0","id":"evt_1",...,"data":{...,"payload":null}}}
 //
 // secrets is how many secrets were configured; timestamp is the signed
 // time the request carried and window_s the window (seconds) it was held
@@ -37,20 +37,21 @@
 // in_flight, store_error, unverified. Authorization, Proxy-Authorization
 // and Cookie are redacted; signature headers are kept, so a rejected
 // request can be checked later. secret is the position of the configured
-// secret that matched, never the secret. A verified event's body, which
-// the verifier parsed whole, is "body_json", the JSON value as it came
-// (nothing to escape, and jq reads into it), unless it holds a line break,
-// starts or ends with whitespace, or has 9,000 brackets or more (it might
-// then nest deeper than a JSON reader takes, one level down). Any other
-// body is "body", a JSON string, when it is valid UTF-8, and "body_base64"
-// otherwise; "body_size" gives the original size when the body was cut
-// ("body_truncated"). "cloudevent" is the CloudEvent the gateway built,
-// with null for its payload, so that a replay rebuilds the event it
-// forwarded without the secret: the CloudEvent up to "payload": (the
-// head), the body without surrounding whitespace, then "}}". Records
-// written before that (and a head with a line break) keep the head as a
-// string in "ce_head". The reader gives every form as Body (or
-// BodyBase64) and CEHead.
+// secret that matched, never the secret. "body" is the body as a JSON
+// string when it is valid UTF-8 ("body_base64" otherwise), and
+// "body_size" gives the original size when the body was cut
+// ("body_truncated"). A verified event's body, which the verifier parsed
+// whole, is the JSON value itself instead: nothing to escape, and jq reads
+// into it. That is so when it reads back byte for byte and stays one line
+// for every reader (see rawJSON): no line break, U+2028 or U+2029, no
+// whitespace around it, fewer than 250 brackets. "ce_head" is the
+// CloudEvent the gateway forwarded, with null for its payload (a JSON
+// string of it up to "payload": where it would not stay one line, and in
+// records written before), so that a replay rebuilds the event without
+// the secret: the head, the body without surrounding whitespace, then
+// "}}". A reader that takes "body" and "ce_head" only as strings, as this
+// package's did before, refuses the newer records with an error, rather
+// than taking their bodies for empty.
 //
 // An outcome record follows when the request was forwarded (or when the
 // claim kept a verified event from the upstream, below):
@@ -89,6 +90,7 @@ import (
 	"encoding/base64"
 	"encoding/json"
 	"errors"
+	"fmt"
 	"net/http"
 	"slices"
 	"strconv"
@@ -142,8 +144,8 @@ type Request struct {
 	Header http.Header // as received; redacted when written
 	Body   []byte
 	// BodyJSON says that Body is one JSON value the caller parsed whole
-	// (a verified event's): the record then holds it as it is, in
-	// "body_json", where it reads back the same (see the package doc).
+	// (a verified event's): the record then holds it as it is, where it
+	// reads back the same (see the package doc).
 	BodyJSON bool
 	// Verdict is one of Verified, Rejected, Duplicate, InFlight,
 	// StoreError, Unverified; Reason says why a request was rejected.
@@ -215,22 +217,22 @@ type Record struct {
 	Timestamp *time.Time `json:"timestamp,omitempty"`
 	WindowS   int64      `json:"window_s,omitempty"`
 
-	Route      string      `json:"route,omitempty"`
-	Remote     string      `json:"remote,omitempty"`
-	Method     string      `json:"method,omitempty"`
-	Host       string      `json:"host,omitempty"`
-	Path       string      `json:"path,omitempty"`
-	Headers    http.Header `json:"headers,omitempty"`
-	Body       string      `json:"body,omitempty"`
-	BodyBase64 []byte      `json:"body_base64,omitempty"`
-	// BodyJSON and CloudEvent are how the writer keeps a verified body and
-	// its CloudEvent head (see the package doc); the reader moves them to
-	// Body and CEHead, and clears them.
-	BodyJSON      json.RawMessage `json:"body_json,omitempty"`
-	CloudEvent    json.RawMessage `json:"cloudevent,omitempty"`
+	Route   string      `json:"route,omitempty"`
+	Remote  string      `json:"remote,omitempty"`
+	Method  string      `json:"method,omitempty"`
+	Host    string      `json:"host,omitempty"`
+	Path    string      `json:"path,omitempty"`
+	Headers http.Header `json:"headers,omitempty"`
+	// Body is the body as received, and CEHead the CloudEvent up to its
+	// payload; the reader decodes them from RawBody and RawCEHead, in
+	// either of their forms (see the package doc), and clears those.
+	Body          string          `json:"-"`
+	CEHead        string          `json:"-"`
+	RawBody       json.RawMessage `json:"body,omitempty"`
+	RawCEHead     json.RawMessage `json:"ce_head,omitempty"`
+	BodyBase64    []byte          `json:"body_base64,omitempty"`
 	BodySize      int             `json:"body_size,omitempty"`
 	BodyTruncated bool            `json:"body_truncated,omitempty"`
-	CEHead        string          `json:"ce_head,omitempty"`
 
 	Status     int     `json:"status,omitempty"`
 	Error      string  `json:"error,omitempty"`
@@ -366,7 +368,7 @@ func appendRequest(b []byte, id string, t time.Time, provider string, q *Request
 	if len(body) > 0 {
 		if q.BodyJSON && size == len(body) && rawJSON(body) {
 			// a parsed JSON value: embedded as it is, with no escaping
-			b = append(b, `,"body_json":`...)
+			b = append(b, `,"body":`...)
 			b = append(b, body...)
 		} else if utf8.Valid(body) {
 			b = append(b, `,"body":`...)
@@ -383,9 +385,9 @@ func appendRequest(b []byte, id string, t time.Time, provider string, q *Request
 		b = append(b, `,"body_truncated":true`...)
 	}
 	if h := q.CloudEventHead; len(h) > 0 {
-		if bytes.HasSuffix(h, []byte(`"payload":`)) && bytes.IndexByte(h, '\n') < 0 {
+		if bytes.HasSuffix(h, []byte(`"payload":`)) && oneLine(h) {
 			// the CloudEvent with a null payload: JSON as it is
-			b = append(b, `,"cloudevent":`...)
+			b = append(b, `,"ce_head":`...)
 			b = append(append(append(b, h...), nullPayload...), verify.CloudEventTail...)
 		} else {
 			b = append(b, `,"ce_head":`...)
@@ -395,37 +397,61 @@ func appendRequest(b []byte, id string, t time.Time, provider string, q *Request
 	return append(b, "}\n"...)
 }
 
-// nullPayload stands for the payload in a record's "cloudevent".
+// nullPayload stands for the payload in a "ce_head" kept as a CloudEvent.
 const nullPayload = "null"
 
 // rawJSON reports whether body, a JSON value, can be embedded in a record
-// as it is and read back the same: no line break (a record is one line),
-// no whitespace before or after it (a JSON reader drops that), and not
-// nested so deep that, one level down in the record, encoding/json would
-// refuse the whole line (its limit is 10,000 levels, the verifier's too):
-// fewer brackets than maxRawNesting bound the depth.
+// as it is, read back the same, and read by common JSON Lines tools:
+//   - it is one line (oneLine);
+//   - no whitespace before or after it (a JSON reader drops that);
+//   - fewer than maxRawNesting brackets, which bound its depth: jq before
+//     1.8 refuses JSON nested deeper than 256 levels, and stops reading
+//     the file at such a line; encoding/json refuses 10,000 (the
+//     verifier's limit), a level more than the body's own in a record.
 func rawJSON(body []byte) bool {
 	isSpace := func(c byte) bool { return c == ' ' || c == '\t' || c == '\n' || c == '\r' }
-	return !isSpace(body[0]) && !isSpace(body[len(body)-1]) &&
-		bytes.IndexByte(body, '\n') < 0 && bytes.IndexByte(body, '\r') < 0 &&
+	return !isSpace(body[0]) && !isSpace(body[len(body)-1]) && oneLine(body) &&
 		bytes.Count(body, []byte("{"))+bytes.Count(body, []byte("[")) < maxRawNesting
 }
 
-const maxRawNesting = 9000
+const maxRawNesting = 250
 
-// unpack moves what the writer embedded as JSON (body_json, cloudevent)
-// into Body and CEHead, as older records and other writers keep them; a
-// cloudevent that does not end with the null payload is an error.
+// oneLine reports whether b, written as it is, stays on one line for
+// every reader: no line feed or carriage return, and no U+2028 or U+2029,
+// which JavaScript and Python's splitlines take for line ends (escaped
+// strings escape them, see verify.AppendJSONString).
+func oneLine(b []byte) bool {
+	return bytes.IndexByte(b, '\n') < 0 && bytes.IndexByte(b, '\r') < 0 &&
+		!bytes.Contains(b, []byte("\u2028")) && !bytes.Contains(b, []byte("\u2029"))
+}
+
+// unpack decodes RawBody and RawCEHead into Body and CEHead: each is a
+// JSON string, or JSON as it is (a body, or a CloudEvent with a null
+// payload for the head). A head of another shape is an error.
 func (r *Record) unpack() error {
-	if r.BodyJSON != nil {
-		r.Body, r.BodyJSON = string(r.BodyJSON), nil
-	}
-	if ce := r.CloudEvent; ce != nil {
-		head, ok := bytes.CutSuffix(ce, []byte(nullPayload+verify.CloudEventTail))
-		if !ok || !bytes.HasSuffix(head, []byte(`"payload":`)) {
-			return errors.New("cloudevent: not a CloudEvent with a null payload")
+	if b := r.RawBody; b != nil {
+		if b[0] == '"' {
+			if err := json.Unmarshal(b, &r.Body); err != nil {
+				return fmt.Errorf("body: %w", err)
+			}
+		} else if string(b) != "null" {
+			r.Body = string(b)
 		}
-		r.CEHead, r.CloudEvent = string(head), nil
+		r.RawBody = nil
+	}
+	if h := r.RawCEHead; h != nil {
+		if h[0] == '"' {
+			if err := json.Unmarshal(h, &r.CEHead); err != nil {
+				return fmt.Errorf("ce_head: %w", err)
+			}
+		} else if string(h) != "null" {
+			head, ok := bytes.CutSuffix(h, []byte(nullPayload+verify.CloudEventTail))
+			if !ok || !bytes.HasSuffix(head, []byte(`"payload":`)) {
+				return errors.New("ce_head: not a CloudEvent with a null payload")
+			}
+			r.CEHead = string(head)
+		}
+		r.RawCEHead = nil
 	}
 	return nil
 }
