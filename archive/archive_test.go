@@ -17,17 +17,11 @@ import (
 	"time"
 
 	"github.com/wagate/caddy-webhook/archive"
+	"github.com/wagate/caddy-webhook/internal/testutil"
 )
 
 // clock is an injected time source.
-type clock struct {
-	mu sync.Mutex
-	t  time.Time
-}
-
-func (c *clock) Now() time.Time      { c.mu.Lock(); defer c.mu.Unlock(); return c.t }
-func (c *clock) Set(t time.Time)     { c.mu.Lock(); c.t = t; c.mu.Unlock() }
-func (c *clock) Add(d time.Duration) { c.mu.Lock(); c.t = c.t.Add(d); c.mu.Unlock() }
+type clock = testutil.Clock
 
 var t0 = time.Date(2026, 5, 1, 13, 59, 58, 0, time.UTC)
 
@@ -67,7 +61,7 @@ func records(t *testing.T, dir string, f archive.Filter) []*archive.Record {
 
 func TestRoundTrip(t *testing.T) {
 	dir := t.TempDir()
-	c := &clock{t: t0}
+	c := testutil.NewClock(t0)
 	w := open(t, dir, "wazera", c, archive.Limits{})
 	q := verified("evt_1", "{\"text\":\"héllo \\\"x\\\"\\n\u2028\"}\n")
 	q.Header["Authorization"] = []string{"Bearer secret-token"}
@@ -155,7 +149,7 @@ func TestRotateByHourAndModes(t *testing.T) {
 	if err := os.MkdirAll(dir, 0o755); err != nil {
 		t.Fatal(err)
 	}
-	c := &clock{t: t0}
+	c := testutil.NewClock(t0)
 	w := open(t, dir, "zavu", c, archive.Limits{})
 	for i, step := range []time.Duration{0, time.Second, time.Second, time.Hour, 2 * time.Hour} {
 		c.Add(step)
@@ -234,7 +228,7 @@ func TestRejectedPolicy(t *testing.T) {
 	} {
 		t.Run(tc.policy, func(t *testing.T) {
 			dir := t.TempDir()
-			w := open(t, dir, "wazera", &clock{t: t0}, archive.Limits{Rejected: tc.policy})
+			w := open(t, dir, "wazera", testutil.NewClock(t0), archive.Limits{Rejected: tc.policy})
 			ref, err := w.WriteRequest(&archive.Request{Verdict: archive.Rejected, Reason: "no_match", Secret: -1,
 				Body: []byte(big), Header: http.Header{"X-Wazera-Signature": {"sha256=bad"}}})
 			if err != nil {
@@ -280,7 +274,7 @@ func writeAt(t *testing.T, w *archive.Writer, c *clock, at time.Time, id string,
 func TestRetentionReportsUndelivered(t *testing.T) {
 	dir := t.TempDir()
 	day := time.Date(2026, 5, 1, 10, 0, 0, 0, time.UTC)
-	c := &clock{t: day}
+	c := testutil.NewClock(day)
 	var told []archive.Deleted
 	w := open(t, dir, "wazera", c, archive.Limits{Retention: 48 * time.Hour, OnDelete: func(d archive.Deleted) { told = append(told, d) }})
 	writeAt(t, w, c, day, "ok", 200)                          // delivered at once
@@ -331,7 +325,7 @@ func TestRetentionReportsUndelivered(t *testing.T) {
 func TestMaxSizeOldestFirstNeverCurrent(t *testing.T) {
 	dir := t.TempDir()
 	start := time.Date(2026, 5, 1, 0, 0, 0, 0, time.UTC)
-	c := &clock{t: start}
+	c := testutil.NewClock(start)
 	w := open(t, dir, "wazera", c, archive.Limits{MaxSize: 1})
 	for h := 0; h < 4; h++ {
 		writeAt(t, w, c, start.Add(time.Duration(h)*time.Hour), fmt.Sprint("h", h), 200)
@@ -386,7 +380,7 @@ func TestMaxSizeOldestFirstNeverCurrent(t *testing.T) {
 
 func TestSkipsTruncatedCorruptAndForeign(t *testing.T) {
 	dir := t.TempDir()
-	c := &clock{t: t0}
+	c := testutil.NewClock(t0)
 	w := open(t, dir, "wazera", c, archive.Limits{})
 	for _, id := range []string{"a", "b", "c"} {
 		if _, err := w.WriteRequest(verified(id, `{}`)); err != nil {
@@ -503,7 +497,7 @@ func TestConcurrentWriters(t *testing.T) {
 func TestSelect(t *testing.T) {
 	dir := t.TempDir()
 	base := time.Date(2026, 5, 1, 9, 0, 0, 0, time.UTC)
-	c := &clock{t: base}
+	c := testutil.NewClock(base)
 	w := open(t, dir, "wazera", c, archive.Limits{})
 	z := open(t, dir, "zavu", c, archive.Limits{})
 	at := func(m int) time.Time { return base.Add(time.Duration(m) * time.Minute) }
@@ -568,7 +562,7 @@ func TestSelect(t *testing.T) {
 
 func TestSyncAlwaysWritesThrough(t *testing.T) {
 	dir := t.TempDir()
-	c := &clock{t: t0}
+	c := testutil.NewClock(t0)
 	w := open(t, dir, "wazera", c, archive.Limits{Sync: archive.SyncAlways})
 	var wg sync.WaitGroup
 	for g := range 16 {
@@ -590,7 +584,7 @@ func TestSyncAlwaysWritesThrough(t *testing.T) {
 }
 
 func TestClosedWriter(t *testing.T) {
-	w := open(t, t.TempDir(), "wazera", &clock{t: t0}, archive.Limits{})
+	w := open(t, t.TempDir(), "wazera", testutil.NewClock(t0), archive.Limits{})
 	w.Close()
 	if _, err := w.WriteRequest(verified("x", "{}")); err != archive.ErrClosed {
 		t.Errorf("write after Close: %v", err)
@@ -618,7 +612,7 @@ func TestOptionErrors(t *testing.T) {
 func TestHourTurnCleansInTheBackground(t *testing.T) {
 	dir := t.TempDir()
 	start := time.Date(2026, 5, 1, 0, 0, 0, 0, time.UTC)
-	c := &clock{t: start}
+	c := testutil.NewClock(start)
 	told := make(chan archive.Deleted, 10)
 	w, err := archive.Open(archive.Options{Dir: dir, Provider: "wazera", Now: c.Now,
 		Limits: archive.Limits{Retention: time.Hour, OnDelete: func(d archive.Deleted) { told <- d }}})
@@ -726,7 +720,7 @@ func TestConcurrentRecordsShareWrites(t *testing.T) {
 // "ce_head" object whose payload is not null is a corrupt record.
 func TestBodyAsJSON(t *testing.T) {
 	dir := t.TempDir()
-	c := &clock{t: time.Date(2026, 5, 1, 9, 0, 0, 0, time.UTC)}
+	c := testutil.NewClock(time.Date(2026, 5, 1, 9, 0, 0, 0, time.UTC))
 	w := open(t, dir, "wazera", c, archive.Limits{})
 	deep := func(n int) string { return `{"id":"e","a":` + strings.Repeat("[", n) + strings.Repeat("]", n) + "}" }
 	bodies := map[string]struct {

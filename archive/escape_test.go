@@ -7,6 +7,7 @@ import (
 	"testing"
 
 	"github.com/wagate/caddy-webhook/archive"
+	"github.com/wagate/caddy-webhook/internal/testutil"
 )
 
 // TestNewDirectoriesAre0700: an archive directory that did not exist is
@@ -17,7 +18,7 @@ func TestNewDirectoriesAre0700(t *testing.T) {
 	os.MkdirAll(filepath.Join(dir, "zavu"), 0o700)
 	os.Chmod(filepath.Join(dir, "zavu"), 0o755)
 	os.Chmod(dir, 0o700)
-	c := &clock{t: t0}
+	c := testutil.NewClock(t0)
 	open(t, dir, "wazera", c, archive.Limits{})
 	open(t, dir, "zavu", c, archive.Limits{})
 	fresh := filepath.Join(t.TempDir(), "fresh")
@@ -36,7 +37,7 @@ func TestProviderCannotEscape(t *testing.T) {
 	root := t.TempDir()
 	dir := filepath.Join(root, "archive")
 	outside := filepath.Join(root, "outside")
-	c := &clock{t: t0}
+	c := testutil.NewClock(t0)
 	// archive files outside the archive directory
 	w := open(t, outside, "wazera", c, archive.Limits{})
 	if _, err := w.WriteRequest(verified("secret-event", `{}`)); err != nil {
@@ -84,7 +85,7 @@ func TestSymlinkedProviderDirectoryRefused(t *testing.T) {
 	}
 
 	// a symbolic link with an archive file's name, to a file elsewhere
-	c := &clock{t: t0.Add(-30 * 24 * 3600e9)} // old enough for retention
+	c := testutil.NewClock(t0.Add(-30 * 24 * 3600e9)) // old enough for retention
 	w := open(t, elsewhere, "zavu", c, archive.Limits{})
 	w.WriteRequest(verified("linked", `{}`))
 	w.Close()
@@ -92,7 +93,7 @@ func TestSymlinkedProviderDirectoryRefused(t *testing.T) {
 	if len(target) != 1 {
 		t.Fatalf("files %v", target)
 	}
-	cur := open(t, dir, "zavu", &clock{t: t0}, archive.Limits{})
+	cur := open(t, dir, "zavu", testutil.NewClock(t0), archive.Limits{})
 	link := filepath.Join(dir, "zavu", filepath.Base(target[0]))
 	if err := os.Symlink(target[0], link); err != nil {
 		t.Fatal(err)
@@ -121,7 +122,7 @@ func TestSymlinkedProviderDirectoryRefused(t *testing.T) {
 // never selected for a replay.
 func TestRecordOfAnotherProviderSkipped(t *testing.T) {
 	dir := t.TempDir()
-	c := &clock{t: t0}
+	c := testutil.NewClock(t0)
 	w := open(t, dir, "wazera", c, archive.Limits{})
 	w.WriteRequest(verified("mine", `{}`))
 	w.Close()

@@ -9,19 +9,9 @@ import (
 	"sync/atomic"
 	"testing"
 	"time"
+
+	"github.com/wagate/caddy-webhook/internal/testutil"
 )
-
-type groupClock struct {
-	mu sync.Mutex
-	t  time.Time
-}
-
-func (c *groupClock) now() time.Time { c.mu.Lock(); defer c.mu.Unlock(); return c.t }
-func (c *groupClock) add(d time.Duration) {
-	c.mu.Lock()
-	c.t = c.t.Add(d)
-	c.mu.Unlock()
-}
 
 func groupRecords(t *testing.T, dir string) (ids map[string]int) {
 	t.Helper()
@@ -46,10 +36,10 @@ func groupRecords(t *testing.T, dir string) (ids map[string]int) {
 func TestGroupWriteError(t *testing.T) {
 	defer runtime.GOMAXPROCS(runtime.GOMAXPROCS(1))
 	dir := t.TempDir()
-	c := &groupClock{t: time.Date(2026, 5, 1, 13, 59, 59, 0, time.UTC)}
+	c := testutil.NewClock(time.Date(2026, 5, 1, 13, 59, 59, 0, time.UTC))
 	var failed, good, lost atomic.Int64
 	onLost := func(ids []string, err error) { lost.Add(int64(len(ids))) }
-	w, err := Open(Options{Dir: dir, Provider: "wazera", Now: c.now, SyncEvery: time.Hour, CleanEvery: -1, Limits: Limits{Sync: SyncInterval, OnLost: onLost}})
+	w, err := Open(Options{Dir: dir, Provider: "wazera", Now: c.Now, SyncEvery: time.Hour, CleanEvery: -1, Limits: Limits{Sync: SyncInterval, OnLost: onLost}})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -95,7 +85,7 @@ func TestGroupWriteError(t *testing.T) {
 		}
 		w.mu.Unlock()
 		if step == 4 {
-			c.add(2 * time.Second) // the hour turns
+			c.Add(2 * time.Second) // the hour turns
 		}
 	}
 	select {

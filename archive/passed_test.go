@@ -6,6 +6,7 @@ import (
 	"time"
 
 	"github.com/wagate/caddy-webhook/archive"
+	"github.com/wagate/caddy-webhook/internal/testutil"
 )
 
 // writeRefused writes what the gateway writes for a verified request that
@@ -48,7 +49,7 @@ func TestPassedRequestsAreNotReplayed(t *testing.T) {
 	day := time.Date(2026, 5, 1, 10, 0, 0, 0, time.UTC)
 	write := func(old bool) (string, *archive.Writer, *clock) {
 		dir := t.TempDir()
-		c := &clock{t: day}
+		c := testutil.NewClock(day)
 		w := open(t, dir, "wazera", c, archive.Limits{Retention: time.Hour})
 		writeAt(t, w, c, day, "delivered", 200)
 		c.Set(day.Add(2 * time.Minute))

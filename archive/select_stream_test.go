@@ -10,6 +10,7 @@ import (
 	"time"
 
 	"github.com/wagate/caddy-webhook/archive"
+	"github.com/wagate/caddy-webhook/internal/testutil"
 )
 
 // heapInUse returns the heap in use after a collection: what is live.
@@ -30,7 +31,7 @@ func TestEachHoldsOneRecord(t *testing.T) {
 	}
 	const events, size = 2048, 64 << 10
 	dir := t.TempDir()
-	c := &clock{t: time.Date(2026, 5, 1, 9, 0, 0, 0, time.UTC)}
+	c := testutil.NewClock(time.Date(2026, 5, 1, 9, 0, 0, 0, time.UTC))
 	w := open(t, dir, "wazera", c, archive.Limits{})
 	body := strings.Repeat("x", size)
 	for i := range events {
@@ -87,7 +88,7 @@ func TestPlanEach(t *testing.T) {
 	dir := t.TempDir()
 	base := time.Date(2026, 5, 1, 9, 0, 0, 0, time.UTC)
 	at := func(m int) time.Time { return base.Add(time.Duration(m) * time.Minute) }
-	c := &clock{t: base}
+	c := testutil.NewClock(base)
 	w := open(t, dir, "wazera", c, archive.Limits{})
 	z := open(t, dir, "zavu", c, archive.Limits{})
 	writeAt(t, w, c, at(0), "a", 500)
@@ -154,7 +155,7 @@ func TestEachAfterThePlan(t *testing.T) {
 		{true, []string{"a", "b"}, 0, 1},
 	} {
 		dir := t.TempDir()
-		c := &clock{t: base}
+		c := testutil.NewClock(base)
 		w := open(t, dir, "wazera", c, archive.Limits{})
 		z := open(t, dir, "zavu", c, archive.Limits{})
 		writeAt(t, w, c, at(10), "a", 500)
@@ -171,7 +172,7 @@ func TestEachAfterThePlan(t *testing.T) {
 
 		// another gateway, its clock behind, answers a retry of b as a
 		// duplicate
-		w2 := open(t, dir, "wazera", &clock{t: at(5)}, archive.Limits{})
+		w2 := open(t, dir, "wazera", testutil.NewClock(at(5)), archive.Limits{})
 		if _, err := w2.WriteRequest(&archive.Request{Verdict: archive.Duplicate, EventID: "b", Secret: 0}); err != nil {
 			t.Fatal(err)
 		}

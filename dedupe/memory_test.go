@@ -3,24 +3,12 @@ package dedupe_test
 import (
 	"context"
 	"fmt"
-	"sync"
 	"testing"
 	"time"
 
 	"github.com/wagate/caddy-webhook/dedupe"
+	"github.com/wagate/caddy-webhook/internal/testutil"
 )
-
-type fakeClock struct {
-	mu sync.Mutex
-	t  time.Time
-}
-
-func (c *fakeClock) Now() time.Time { c.mu.Lock(); defer c.mu.Unlock(); return c.t }
-func (c *fakeClock) Add(d time.Duration) {
-	c.mu.Lock()
-	c.t = c.t.Add(d)
-	c.mu.Unlock()
-}
 
 func TestMemoryEvictsOldestWhenFull(t *testing.T) {
 	const max = 64 * 16 // 16 per shard
@@ -50,7 +38,7 @@ func TestMemoryEvictsOldestWhenFull(t *testing.T) {
 }
 
 func TestMemoryDropsExpiredEntries(t *testing.T) {
-	clock := &fakeClock{t: time.Unix(1_700_000_000, 0)}
+	clock := testutil.NewClock(time.Unix(1_700_000_000, 0))
 	m := dedupe.NewMemory(dedupe.MemoryOptions{MaxEntries: 1 << 20, Now: clock.Now})
 	ctx := context.Background()
 	for i := 0; i < 5000; i++ {
@@ -70,7 +58,7 @@ func TestMemoryDropsExpiredEntries(t *testing.T) {
 }
 
 func TestMemoryExpiryFollowsInjectedClock(t *testing.T) {
-	clock := &fakeClock{t: time.Unix(1_700_000_000, 0)}
+	clock := testutil.NewClock(time.Unix(1_700_000_000, 0))
 	m := dedupe.NewMemory(dedupe.MemoryOptions{Now: clock.Now})
 	ctx := context.Background()
 	k := dedupe.Key{Provider: "vobiz", ID: "e"}
@@ -143,7 +131,7 @@ func TestMemoryReleasedClaimsDoNotEvict(t *testing.T) {
 // TestMemoryExpiredClaimsDoNotEvict: claims abandoned (a gateway killed
 // mid-delivery) and expired make room before any delivered id is evicted.
 func TestMemoryExpiredClaimsDoNotEvict(t *testing.T) {
-	clock := &fakeClock{t: time.Unix(1_700_000_000, 0)}
+	clock := testutil.NewClock(time.Unix(1_700_000_000, 0))
 	m := dedupe.NewMemory(dedupe.MemoryOptions{MaxEntries: 64 * 256, Now: clock.Now})
 	ks := delivered(t, m, "zavu", 64*128)
 	// 16 rounds of 64*32 abandoned claims: twice the bound in all; few

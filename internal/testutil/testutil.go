@@ -1,6 +1,7 @@
 // Package testutil holds what the tests and the bench tools share: a free
 // loopback port, a Caddy binary built from this module, and the /proc
-// readings of a process's CPU time and resident memory.
+// readings of a process's CPU time and resident memory, and a clock that
+// tests move by hand.
 package testutil
 
 import (
