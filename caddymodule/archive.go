@@ -239,20 +239,20 @@ var (
 	ceHeads         = sync.Pool{New: func() any { b := make([]byte, 0, 1024); return &b }}
 )
 
-// archiveRequest writes the record of an answered request: call it once
-// per request, and before claiming a verified event. header is what
+// archiveRequest writes the record of an answered request that did not
+// verify, or was not read: call it once per request. header is what
 // archiveHeader returned (r.Header when nil); body is the body as
-// received, nil when it was not read; ev is the verified event, nil for a
-// reject or an unverified request; verdict is one of archive's verdicts,
-// reason the reject's. A no-op returning a zero Ref when the archive is
-// off or the rejected policy is off. A failed write is counted and logged
-// here; the caller applies on_store_error.
-func (h *Handler) archiveRequest(r *http.Request, header http.Header, body []byte, ev *verify.Event, verdict, reason string) (archive.Ref, error) {
-	return h.archiveVerdict(r, header, body, ev, nil, verdict, reason, nil)
+// received, nil when it was not read; verdict is one of archive's
+// verdicts, reason the reject's. A no-op returning a zero Ref when the
+// archive is off or the rejected policy is off. A failed write is counted
+// and logged here; the caller applies on_store_error.
+func (h *Handler) archiveRequest(r *http.Request, header http.Header, body []byte, verdict, reason string) (archive.Ref, error) {
+	return h.archiveVerdict(r, header, body, nil, nil, verdict, reason, nil)
 }
 
-// archiveVerified is archiveRequest for a verified event whose CloudEvent
-// head the caller built (ev.AppendCloudEventHead), to forward it too.
+// archiveVerified is archiveRequest for a verified event, before it is
+// claimed; head is its CloudEvent head (ev.AppendCloudEventHead), which
+// the caller forwards too, and which a replay rebuilds the event from.
 func (h *Handler) archiveVerified(r *http.Request, header http.Header, body []byte, ev *verify.Event, head []byte) (archive.Ref, error) {
 	return h.archiveVerdict(r, header, body, ev, head, archive.Verified, "", nil)
 }
@@ -308,11 +308,7 @@ func (h *Handler) archiveVerdict(r *http.Request, header http.Header, body []byt
 	if ev != nil {
 		q.EventID, q.EventType, q.Secret = ev.ID, ev.Type, ev.Secret
 		q.BodyJSON = true // the verifier parsed it whole
-		if q.CloudEventHead = head; head == nil {
-			p := cloudEventHead(ev)
-			defer putHead(p)
-			q.CloudEventHead = *p
-		}
+		q.CloudEventHead = head
 		q.Timestamp, q.Window = ev.Time, ev.Window
 	}
 	if te, ok := errors.AsType[*verify.TimestampError](verr); ok {
@@ -364,10 +360,10 @@ func (h *Handler) archiveRefused(r *http.Request, ref archive.Ref, ev *verify.Ev
 }
 
 func (h *Handler) writeOutcome(ref archive.Ref, o *archive.Outcome) {
-	a := h.Archive
-	if a == nil || a.w == nil || ref.ID == "" {
+	if !h.archiving() || ref.ID == "" {
 		return
 	}
+	a := h.Archive
 	if werr := a.w.WriteOutcome(ref, o); werr != nil {
 		a.errs.Inc()
 		if ce := a.logger.Check(zapcore.ErrorLevel, "archive write failed"); ce != nil {

@@ -106,15 +106,15 @@ func TestArchiveHooks(t *testing.T) {
 	for _, name := range h.verifier.SignatureHeaders() {
 		r.Header.Del(name) // as ServeHTTP does before forwarding a CloudEvent
 	}
-	ref, err := h.archiveRequest(r, received, body, &ev, archive.Verified, "")
+	ref, err := h.archiveVerified(r, received, body, &ev, ev.AppendCloudEventHead(nil))
 	if err != nil || ref.ID == "" || ref.EventID != ev.ID {
-		t.Fatalf("archiveRequest: %+v %v", ref, err)
+		t.Fatalf("archiveVerified: %+v %v", ref, err)
 	}
 	h.archiveOutcome(ref, 502, errors.New("bad gateway"), 40*time.Millisecond, archive.Released)
 
 	r2 := httptest.NewRequest("POST", "http://gw.example/wazera", nil)
 	r2.Header.Set("X-Wazera-Signature", "sha256=00")
-	rref, err := h.archiveRequest(r2, nil, []byte("{}"), nil, archive.Rejected, "no_match")
+	rref, err := h.archiveRequest(r2, nil, []byte("{}"), archive.Rejected, "no_match")
 	if err != nil || rref.ID == "" {
 		t.Fatalf("reject: %+v %v", rref, err)
 	}
@@ -157,7 +157,7 @@ func TestArchiveOffIsFree(t *testing.T) {
 		if h.archiveHeader(r) != nil {
 			t.Fatal("a header copy with the archive off")
 		}
-		ref, err := h.archiveRequest(r, nil, nil, &ev, archive.Verified, "")
+		ref, err := h.archiveVerified(r, nil, nil, &ev, nil)
 		h.archiveOutcome(ref, 200, err, time.Millisecond, "committed")
 	})
 	if allocs != 0 {
@@ -186,15 +186,15 @@ func TestArchiveSharedAcrossReloads(t *testing.T) {
 		t.Fatal("a reload opened a second writer")
 	}
 	r := httptest.NewRequest("POST", "/wazera", nil)
-	if ref, _ := next.archiveRequest(r, nil, nil, nil, archive.Rejected, "no_match"); ref.ID != "" {
+	if ref, _ := next.archiveRequest(r, nil, nil, archive.Rejected, "no_match"); ref.ID != "" {
 		t.Error("the newest config's rejected off does not apply to the shared writer")
 	}
 	old.cleanupArchive()
-	if _, err := next.archiveRequest(r, nil, []byte("{}"), &verify.Event{ID: "e1"}, archive.Verified, ""); err != nil {
+	if _, err := next.archiveVerified(r, nil, []byte("{}"), &verify.Event{ID: "e1"}, nil); err != nil {
 		t.Fatalf("the writer closed while a config still uses it: %v", err)
 	}
 	next.cleanupArchive()
-	if _, err := next.archiveRequest(r, nil, []byte("{}"), &verify.Event{ID: "e2"}, archive.Verified, ""); !errors.Is(err, archive.ErrClosed) {
+	if _, err := next.archiveVerified(r, nil, []byte("{}"), &verify.Event{ID: "e2"}, nil); !errors.Is(err, archive.ErrClosed) {
 		t.Errorf("after the last cleanup: %v, want the writer closed", err)
 	}
 	files, _ := filepath.Glob(filepath.Join(dir, "wazera", "*.jsonl"))
@@ -267,7 +267,7 @@ func TestArchiveMetrics(t *testing.T) {
 	}
 	r := httptest.NewRequest("POST", "/wazera", nil)
 	h.Archive.w.Close() // a write that fails
-	if _, err := h.archiveRequest(r, nil, nil, &verify.Event{ID: "x"}, archive.Verified, ""); err == nil {
+	if _, err := h.archiveVerified(r, nil, nil, &verify.Event{ID: "x"}, nil); err == nil {
 		t.Fatal("write to a closed archive succeeded")
 	}
 	h.archiveOutcome(archive.Ref{ID: "a-1"}, 200, nil, 0, "committed")
@@ -319,7 +319,9 @@ func BenchmarkArchiveHooks(b *testing.B) {
 		r.Header.Set("User-Agent", "Wazera-Webhooks/2.1")
 		for pb.Next() {
 			received := h.archiveHeader(r)
-			ref, err := h.archiveRequest(r, received, body, &ev, archive.Verified, "")
+			head := cloudEventHead(&ev) // as ServeHTTP builds it
+			ref, err := h.archiveVerified(r, received, body, &ev, *head)
+			putHead(head)
 			if err != nil {
 				b.Fatal(err)
 			}

@@ -394,16 +394,16 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request, next caddyht
 
 	if r.Method != http.MethodPost {
 		w.Header().Set("Allow", http.MethodPost)
-		h.archiveRequest(r, received, nil, nil, archive.Rejected, "method_not_allowed")
+		h.archiveRequest(r, received, nil, archive.Rejected, "method_not_allowed")
 		return h.reject(r, http.StatusMethodNotAllowed, "method_not_allowed", errMethod, "")
 	}
 	body, err := readBody(w, r, h.MaxBody)
 	if err != nil {
 		if _, ok := errors.AsType[*http.MaxBytesError](err); ok {
-			h.archiveRequest(r, received, nil, nil, archive.Rejected, "body_too_large")
+			h.archiveRequest(r, received, nil, archive.Rejected, "body_too_large")
 			return h.reject(r, http.StatusRequestEntityTooLarge, "body_too_large", errTooLarge, "")
 		}
-		h.archiveRequest(r, received, nil, nil, archive.Rejected, "body_unreadable")
+		h.archiveRequest(r, received, nil, archive.Rejected, "body_unreadable")
 		return h.reject(r, http.StatusBadRequest, "body_unreadable", errUnreadable, "")
 	}
 	defer body.release() // a no-op once the body is handed to the next handler
