@@ -342,8 +342,13 @@ func (p *replayer) fail(ev *archive.Record, why string) {
 
 func (p *replayer) record(w *archive.Writer, ref archive.Ref, o *archive.Outcome) {
 	if err := w.WriteOutcome(ref, o); err != nil {
-		p.note("warning: the outcome of %s was not archived: %v; a later replay may send it again", ref.EventID, err)
+		p.lost(ref.EventID, err)
 	}
+}
+
+// lost says that the outcome of event id could not be archived.
+func (p *replayer) lost(id string, err error) {
+	p.note("warning: the outcome of %s was not archived: %v; a later replay may send it again", id, err)
 }
 
 // note prints a line on stderr, above the progress line on a terminal.
@@ -376,7 +381,7 @@ func (p *replayer) writer(provider string) (*archive.Writer, error) {
 			// write today; if one ever did, its loss is reported like any other
 			OnLost: func(ids []string, err error) {
 				for _, id := range ids {
-					p.note("warning: the outcome of %s was not archived: %v; a later replay may send it again", id, err)
+					p.lost(id, err)
 				}
 			}},
 		CleanEvery: -1,
