@@ -94,6 +94,7 @@ import (
 	"net/http"
 	"slices"
 	"strconv"
+	"strings"
 	"time"
 	"unicode/utf8"
 
@@ -385,12 +386,11 @@ func appendRequest(b []byte, id string, t time.Time, provider string, q *Request
 		b = append(b, `,"body_truncated":true`...)
 	}
 	if h := q.CloudEventHead; len(h) > 0 {
+		b = append(b, `,"ce_head":`...)
 		if bytes.HasSuffix(h, []byte(`"payload":`)) && oneLine(h) {
 			// the CloudEvent with a null payload: JSON as it is
-			b = append(b, `,"ce_head":`...)
 			b = append(append(append(b, h...), nullPayload...), verify.CloudEventTail...)
 		} else {
-			b = append(b, `,"ce_head":`...)
 			b = verify.AppendJSONString(b, h)
 		}
 	}
@@ -429,31 +429,36 @@ func oneLine(b []byte) bool {
 // JSON string, or JSON as it is (a body, or a CloudEvent with a null
 // payload for the head). A head of another shape is an error.
 func (r *Record) unpack() error {
-	if b := r.RawBody; b != nil {
-		if b[0] == '"' {
-			if err := json.Unmarshal(b, &r.Body); err != nil {
-				return fmt.Errorf("body: %w", err)
-			}
-		} else if string(b) != "null" {
-			r.Body = string(b)
-		}
-		r.RawBody = nil
+	if _, err := stringOrJSON(r.RawBody, &r.Body); err != nil {
+		return fmt.Errorf("body: %w", err)
 	}
-	if h := r.RawCEHead; h != nil {
-		if h[0] == '"' {
-			if err := json.Unmarshal(h, &r.CEHead); err != nil {
-				return fmt.Errorf("ce_head: %w", err)
-			}
-		} else if string(h) != "null" {
-			head, ok := bytes.CutSuffix(h, []byte(nullPayload+verify.CloudEventTail))
-			if !ok || !bytes.HasSuffix(head, []byte(`"payload":`)) {
-				return errors.New("ce_head: not a CloudEvent with a null payload")
-			}
-			r.CEHead = string(head)
-		}
-		r.RawCEHead = nil
+	asJSON, err := stringOrJSON(r.RawCEHead, &r.CEHead)
+	if err != nil {
+		return fmt.Errorf("ce_head: %w", err)
 	}
+	if asJSON {
+		head, ok := strings.CutSuffix(r.CEHead, nullPayload+verify.CloudEventTail)
+		if !ok || !strings.HasSuffix(head, `"payload":`) {
+			return errors.New("ce_head: not a CloudEvent with a null payload")
+		}
+		r.CEHead = head
+	}
+	r.RawBody, r.RawCEHead = nil, nil
 	return nil
+}
+
+// stringOrJSON sets *s to v's text when v is a JSON string, and to v as it
+// is when v is another JSON value (asJSON); null and nothing leave *s as
+// it is.
+func stringOrJSON(v json.RawMessage, s *string) (asJSON bool, err error) {
+	switch {
+	case len(v) == 0 || string(v) == "null":
+		return false, nil
+	case v[0] == '"':
+		return false, json.Unmarshal(v, s)
+	}
+	*s = string(v)
+	return true, nil
 }
 
 // appendOutcome appends an outcome record, with its newline.
