@@ -61,12 +61,13 @@ var (
 	formats   = flag.String("format", "cloudevents", "formats, comma-separated: cloudevents, raw")
 	duration  = flag.Duration("duration", 3*time.Second, "length of each round")
 	rounds    = flag.Int("rounds", 2, "rounds per route (A B A B is 2)")
-	buffered  = flag.Bool("buffered", false, "add route C: reverse_proxy with request_buffers")
+	buffered  = flag.Bool("buffered", false, "add route C: reverse_proxy with request_buffers; with -pin, route D, and the ratio D/A: what reading the whole body before forwarding costs, with no check")
 	only      = flag.String("only", "", "run one route alone (bare, gw or buffered), for profiling")
 	matrix    = flag.Bool("matrix", false, "run the whole matrix: dedupe memory,redis x body 1KB,64KB,1MB x c 1,32,256 x format cloudevents,raw")
 	pin       = flag.Bool("pin", false, "the pinned method: Caddy on core 1, the rest on core 0, rounds of -n requests; defaults -provider wazera -body 800B -c 32 -rounds 5")
 	perRound  = flag.Int("n", 10000, "requests per round with -pin")
 	archived  = flag.Bool("archive", false, "with -pin: a third route C, the gateway with archive on (sync interval), and the ratio C/B: what the archive costs")
+	proxyBuf  = flag.String("proxy-buffers", "", "request_buffers for the reverse_proxy of the gateway routes (B and C), e.g. 64KiB, as the README recommends; default: none, the issue's method")
 	profile   = flag.String("cpuprofile", "", "with -pin: after the rounds, write a 10 s CPU profile of Caddy under gateway load to this file (go tool pprof -top FILE)")
 )
 
@@ -125,8 +126,12 @@ func main() {
 	defer g.stop()
 
 	if *pin {
-		fmt.Printf("pinned: Caddy on core 1, load, upstream and redis-server on core 0; provider %s, body %s, %s concurrent, rounds of %d requests, %d per route, alternating\n\n",
-			*provider, *bodies, *conc, *perRound, *rounds)
+		gw := "the gateway's reverse_proxy streams the body"
+		if *proxyBuf != "" {
+			gw = "the gateway's reverse_proxy has request_buffers " + *proxyBuf
+		}
+		fmt.Printf("pinned: Caddy on core 1, load, upstream and redis-server on core 0; provider %s, body %s, %s concurrent, rounds of %d requests, %d per route, alternating; %s\n\n",
+			*provider, *bodies, *conc, *perRound, *rounds, gw)
 		fmt.Println("| dedupe | format | body | conc | throughput B/A (median of rounds) | Caddy CPU per request B/A (median) | p50 ms A / B | p99 ms A / B | p99 B/A | req/s A / B | Caddy CPU µs/req A / B | redis-server CPU µs/req B | errors |")
 		fmt.Println("|---|---|---|---|---|---|---|---|---|---|---|---|---|")
 		eachRow(func(dd, format, body string, c int) { pinnedRow(g, ul.Addr().String(), redisAddr, dd, format, body, c) })
@@ -179,6 +184,7 @@ type result struct {
 	cpu              float64 // seconds
 	redisCPU         float64 // seconds, of redis-server
 	rss              float64 // MB, highest of its rounds
+	reads, writes    int64   // Caddy's read and write system calls
 }
 
 func (r *result) add(o result) {
@@ -189,6 +195,14 @@ func (r *result) add(o result) {
 	r.cpu += o.cpu
 	r.redisCPU += o.redisCPU
 	r.rss = max(r.rss, o.rss)
+	r.reads += o.reads
+	r.writes += o.writes
+}
+
+// calls is Caddy's read and write system calls per request.
+func (r *result) calls() string {
+	n := float64(max(r.requests, 1))
+	return fmt.Sprintf("%.2f / %.2f", float64(r.reads)/n, float64(r.writes)/n)
 }
 
 func (r *result) rps() float64 { return float64(r.requests) / r.elapsed.Seconds() }
@@ -211,6 +225,10 @@ func loadRoutes(g *caddyProc, upstream, redisAddr, dd, format string) {
 	case "redis":
 		dedupe = "redis {\n\t\t\t\taddress " + redisAddr + "\n\t\t\t\tkey_prefix load" + strconv.FormatInt(time.Now().UnixNano(), 36) + ":\n\t\t\t}"
 	}
+	proxy := upstream
+	if *proxyBuf != "" {
+		proxy += " {\n\t\t\trequest_buffers " + *proxyBuf + "\n\t\t}"
+	}
 	archiveRoute := ""
 	if *archived {
 		dir, _ := os.MkdirTemp("", "load-archive-")
@@ -224,7 +242,7 @@ func loadRoutes(g *caddyProc, upstream, redisAddr, dd, format string) {
 			archive %s
 		}
 		reverse_proxy %s
-	}`, *provider, secret, format, dedupe, dir, upstream)
+	}`, *provider, secret, format, dedupe, dir, proxy)
 	}
 	g.load(fmt.Sprintf(`{
 	admin localhost:%d
@@ -251,7 +269,7 @@ http://127.0.0.1:%d {
 		reverse_proxy %s
 	}%s
 }
-`, g.admin, g.port, upstream, upstream, *provider, secret, format, dedupe, upstream, archiveRoute))
+`, g.admin, g.port, upstream, upstream, *provider, secret, format, dedupe, proxy, archiveRoute))
 }
 
 func row(g *caddyProc, upstream, redisAddr, dd, format, body string, c int) {
@@ -314,8 +332,8 @@ func pinnedRow(g *caddyProc, upstream, redisAddr, dd, format, body string, c int
 		runRound(g, src, "bare", c, 0, *perRound/4)
 		runRound(g, src, "gw", c, 0, *perRound/4)
 	}
-	var a, b, ca result
-	var tput, cpu, atput, acpu []float64
+	var a, b, ca, da result
+	var tput, cpu, atput, acpu, dtput, dcpu []float64
 	ratio := func(x, y result) (float64, float64) {
 		return x.rps() / y.rps(), (x.cpu / float64(x.requests)) / (y.cpu / float64(y.requests))
 	}
@@ -332,6 +350,16 @@ func pinnedRow(g *caddyProc, upstream, redisAddr, dd, format, body string, c int
 			t, u := ratio(rc, rb)
 			atput, acpu = append(atput, t), append(acpu, u)
 		}
+		if *buffered {
+			rd := runRound(g, src, "buffered", c, 0, *perRound)
+			da.add(rd)
+			t, u := ratio(rd, ra)
+			dtput, dcpu = append(dtput, t), append(dcpu, u)
+		}
+	}
+	if *buffered {
+		defer fmt.Printf("| %s | %s | %s | %d | buffered: **D/A %.3f** (%s) | **D/A %.3f** (%s) | p50 D %.2f | p99 D %.2f | | req/s D %.0f | | | %d |\n",
+			dd, format, body, c, median(dtput), spread(dtput), median(dcpu), spread(dcpu), da.pct(.50), da.pct(.99), da.rps(), da.errors)
 	}
 	if *archived {
 		defer fmt.Printf("| %s | %s | %s | %d | archive: **C/B %.3f** (%s) | **C/B %.3f** (%s) | p50 C %.2f | p99 C %.2f | | req/s C %.0f | | | %d |\n",
@@ -345,29 +373,43 @@ func pinnedRow(g *caddyProc, upstream, redisAddr, dd, format, body string, c int
 		dd, format, body, c, median(tput), spread(tput), median(cpu), spread(cpu),
 		a.pct(.50), b.pct(.50), a.pct(.99), b.pct(.99), b.pct(.99)/a.pct(.99),
 		a.rps(), b.rps(), perReq(a, a.cpu), perReq(b, b.cpu), perReq(b, b.redisCPU), a.errors, b.errors)
+	calls := fmt.Sprintf("Caddy's read / write system calls per request (%s): A %s, B %s", dd, a.calls(), b.calls())
+	if *archived {
+		calls += ", C " + ca.calls()
+	}
+	if *buffered {
+		calls += ", D " + da.calls()
+	}
+	fmt.Fprintln(os.Stderr, calls)
 }
 
-// profileGateway writes CPU profiles of Caddy taken while the gateway
-// route, then the bare route, is under load: FILE-<dedupe>.gz and
-// FILE-<dedupe>-bare.gz (and FILE-<dedupe>-archive.gz for route C with
-// -archive), with the request count of each, so that
-// go tool pprof -diff_base shows what the gateway adds.
+// profileGateway writes CPU and allocation profiles of Caddy taken while
+// the gateway route, then the bare route, is under load: FILE-<dedupe>.gz
+// and FILE-<dedupe>-bare.gz (and FILE-<dedupe>-archive.gz for route C with
+// -archive, FILE-<dedupe>-buffered.gz for route D with -buffered), each
+// with a FILE-…-allocs.gz beside it, and the request count of each, so
+// that go tool pprof -diff_base shows what the gateway adds.
 func profileGateway(g *caddyProc, src *sim.Source, c int, dd string) {
 	routes := []string{"gw", "bare"}
 	if *archived {
 		routes = append(routes, "gwa")
 	}
+	if *buffered {
+		routes = append(routes, "buffered")
+	}
+	fetch := func(path string, done chan<- []byte) {
+		resp, err := http.Get(fmt.Sprintf("http://localhost:%d/debug/pprof/%s?seconds=10", g.admin, path))
+		if err != nil {
+			log.Fatal(err)
+		}
+		b, _ := io.ReadAll(resp.Body)
+		resp.Body.Close()
+		done <- b
+	}
 	for _, route := range routes {
-		done := make(chan []byte)
-		go func() {
-			resp, err := http.Get(fmt.Sprintf("http://localhost:%d/debug/pprof/profile?seconds=10", g.admin))
-			if err != nil {
-				log.Fatal(err)
-			}
-			b, _ := io.ReadAll(resp.Body)
-			resp.Body.Close()
-			done <- b
-		}()
+		cpu, allocs := make(chan []byte), make(chan []byte)
+		go fetch("profile", cpu)
+		go fetch("allocs", allocs)
 		r := runRound(g, src, route, c, 11*time.Second, 0)
 		suffix := "-" + dd
 		switch route {
@@ -375,12 +417,18 @@ func profileGateway(g *caddyProc, src *sim.Source, c int, dd string) {
 			suffix += "-bare"
 		case "gwa":
 			suffix += "-archive"
+		case "buffered":
+			suffix += "-buffered"
 		}
-		file := strings.TrimSuffix(*profile, filepath.Ext(*profile)) + suffix + filepath.Ext(*profile)
-		if err := os.WriteFile(file, <-done, 0o644); err != nil {
+		base := strings.TrimSuffix(*profile, filepath.Ext(*profile)) + suffix
+		if err := os.WriteFile(base+filepath.Ext(*profile), <-cpu, 0o644); err != nil {
 			log.Fatal(err)
 		}
-		fmt.Fprintf(os.Stderr, "CPU profile of Caddy under %s load (%s, %d requests in 11 s): %s\n", route, dd, r.requests, file)
+		if err := os.WriteFile(base+"-allocs"+filepath.Ext(*profile), <-allocs, 0o644); err != nil {
+			log.Fatal(err)
+		}
+		fmt.Fprintf(os.Stderr, "CPU and allocation profiles of Caddy under %s load (%s, %d requests in 11 s): %s, %s\n",
+			route, dd, r.requests, base+filepath.Ext(*profile), base+"-allocs"+filepath.Ext(*profile))
 	}
 }
 
@@ -436,6 +484,7 @@ func runRound(g *caddyProc, src *sim.Source, route string, c int, d time.Duratio
 	defer client.CloseIdleConnections()
 	g.resetPeak()
 	cpu0 := g.cpu()
+	r0, w0 := testutil.SysCalls(g.cmd.Process.Pid)
 	rcpu0 := testutil.CPUSeconds(redisPid)
 	ctx, cancel := context.WithCancel(context.Background())
 	if n == 0 {
@@ -501,6 +550,8 @@ func runRound(g *caddyProc, src *sim.Source, route string, c int, d time.Duratio
 	res.elapsed = time.Since(start)
 	res.requests = len(res.lat)
 	res.cpu = g.cpu() - cpu0
+	r1, w1 := testutil.SysCalls(g.cmd.Process.Pid)
+	res.reads, res.writes = r1-r0, w1-w0
 	res.redisCPU = testutil.CPUSeconds(redisPid) - rcpu0
 	res.rss = g.peakRSS()
 	return res

@@ -54,6 +54,20 @@ func CPUSeconds(pid int) float64 {
 	return (utime + stime) / 100 // USER_HZ
 }
 
+// SysCalls returns how many read and write system calls a process has
+// made (syscr and syscw in /proc/<pid>/io); 0, 0 when it cannot tell.
+func SysCalls(pid int) (reads, writes int64) {
+	b, _ := os.ReadFile(fmt.Sprintf("/proc/%d/io", pid))
+	for _, line := range strings.Split(string(b), "\n") {
+		if v, ok := strings.CutPrefix(line, "syscr: "); ok {
+			reads, _ = strconv.ParseInt(v, 10, 64)
+		} else if v, ok := strings.CutPrefix(line, "syscw: "); ok {
+			writes, _ = strconv.ParseInt(v, 10, 64)
+		}
+	}
+	return reads, writes
+}
+
 // PeakRSS returns a process's high-water resident set, in MB.
 func PeakRSS(pid int) float64 {
 	b, _ := os.ReadFile(fmt.Sprintf("/proc/%d/status", pid))
