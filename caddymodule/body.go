@@ -6,8 +6,8 @@ import (
 	"io"
 	"net/http"
 	"strconv"
-	"strings"
 	"sync"
+	"sync/atomic"
 
 	"github.com/wagate/caddy-webhook/verify"
 )
@@ -18,17 +18,18 @@ import (
 // max_body) can need, so a client that sends headers and no body pins one
 // small buffer.
 //
-// What is forwarded is one contiguous in-memory slice, which net/http
-// sends with the headers in one write (it does that only for in-memory
-// readers). A body up to copyLimit is forwarded from an exact copy (the
-// CloudEvent's head, the payload, the tail; or the raw bytes), so its
-// buffer goes back to the pool when the handler returns. A larger one is
-// forwarded in place: the buffer keeps room before the body, where the
-// CloudEvent's head is written, and after it, for the tail, and it is
-// handed to the next handler for good (the transport may read it, or call
-// GetBody to resend it, after the handler has returned). The handler owns
-// the buffer until then: release, which it defers, puts it back in the
-// pool unless it was handed off.
+// What is forwarded is built in that buffer: it keeps room before the
+// body, where the CloudEvent's head is written, and after it, for the
+// tail; the raw format forwards the bytes as received. The next handler
+// reads it through readers of ours (the request's Body, and one more for
+// each GetBody, which the transport calls to resend), and the buffer goes
+// back to the pool only once the handler has returned and every one of
+// those readers was closed: the transport may still be writing the body,
+// or resend it, while the handler is waiting, and Caddy's reverse_proxy
+// closes the body once it has sent it, or copied it with request_buffers.
+// A reader that is never closed leaves the buffer to the garbage
+// collector. A read after Close fails rather than see a buffer that may
+// already hold another request.
 
 const (
 	headroom = 2048 // room for the CloudEvent head; longer heads use a MultiReader
@@ -39,9 +40,6 @@ const (
 	// maxPooled is the largest buffer put back in the pool; bigger ones are
 	// left to the garbage collector rather than held between requests.
 	maxPooled = 256 << 10
-	// copyLimit is the largest body forwarded from a copy: copying it costs
-	// less than the garbage of a buffer that never returns to the pool.
-	copyLimit = 64 << 10
 )
 
 var cloudEventType = []string{verify.CloudEventContentType} // shared, never changed
@@ -50,6 +48,33 @@ var buffers = sync.Pool{New: func() any { b := make([]byte, 0, pooledSize); retu
 
 type body struct {
 	buf *[]byte // headroom, then the body; nil once released or handed off
+
+	// once handed off
+	out  []byte       // what is forwarded
+	sent *[]byte      // the buffer out is in; nil when out is a copy
+	refs atomic.Int32 // the handler, and each reader not yet closed
+	body reader       // the request's Body
+}
+
+// reader reads what a body forwards.
+type reader struct {
+	b      *body
+	r      bytes.Reader
+	closed atomic.Bool
+}
+
+func (x *reader) Read(p []byte) (int, error) {
+	if x.closed.Load() {
+		return 0, http.ErrBodyReadAfterClose
+	}
+	return x.r.Read(p)
+}
+
+func (x *reader) Close() error {
+	if x.closed.CompareAndSwap(false, true) {
+		x.b.unref()
+	}
+	return nil
 }
 
 // readBody reads the request body through http.MaxBytesReader. A declared
@@ -94,85 +119,94 @@ func readBody(w http.ResponseWriter, r *http.Request, limit int64) (*body, error
 // Bytes returns the body as received.
 func (b *body) Bytes() []byte { return (*b.buf)[headroom:] }
 
-// release returns the buffer to the pool, unless it was handed off; the
-// body must not be used after.
+// release is the handler's end with the body: its buffer goes back to the
+// pool, or, once handed off, when the last reader is closed too. The body
+// must not be used after.
 func (b *body) release() {
-	if b.buf != nil && cap(*b.buf) <= maxPooled {
-		*b.buf = (*b.buf)[:0]
-		buffers.Put(b.buf)
+	if b.out != nil {
+		b.unref()
 	}
+	put(b.buf)
 	b.buf = nil
+}
+
+func (b *body) unref() {
+	if b.refs.Add(-1) == 0 {
+		put(b.sent)
+	}
+}
+
+func put(buf *[]byte) {
+	if buf != nil && cap(*buf) <= maxPooled {
+		*buf = (*buf)[:0]
+		buffers.Put(buf)
+	}
 }
 
 // handOff makes the request's body the normalised event when ev is not
 // nil, the bytes as received otherwise. head is ev's CloudEvent head when
 // the caller built it already; nil builds it here.
 func (b *body) handOff(r *http.Request, ev *verify.Event, head []byte) {
-	if ev != nil {
-		r.Header["Content-Type"] = cloudEventType
-		// these describe the body as received, not the event
-		for _, name := range [...]string{"Content-Encoding", "Content-Md5", "Digest", "Content-Digest", "Repr-Digest"} {
-			delete(r.Header, name)
-		}
-	}
-	if len(b.Bytes()) > copyLimit {
-		if ev != nil {
-			b.cloudEvent(r, ev, head)
-		} else {
-			set(r, b.Bytes())
-		}
-		b.buf = nil // the next handler's now
+	// the body was read whole: it is no longer sent as it arrives
+	delete(r.Header, "Incremental")
+	buf := *b.buf
+	if ev == nil {
+		b.send(r, buf[headroom:], true)
 		return
 	}
-	var out []byte
-	if ev != nil {
-		var scratch [1024]byte
-		if head == nil {
-			head = ev.AppendCloudEventHead(scratch[:0])
-		}
-		payload := ev.Payload()
-		out = make([]byte, 0, len(head)+len(payload)+tailroom)
-		out = append(append(append(out, head...), payload...), verify.CloudEventTail...)
-	} else {
-		out = append(make([]byte, 0, len(b.Bytes())), b.Bytes()...)
+	r.Header["Content-Type"] = cloudEventType
+	// these describe the body as received, not the event
+	for _, name := range [...]string{"Content-Encoding", "Content-Md5", "Digest", "Content-Digest", "Repr-Digest"} {
+		delete(r.Header, name)
 	}
-	set(r, out) // the buffer stays ours: release puts it back
-}
-
-// cloudEvent makes the normalised event the request body, in place around
-// the payload; head as for handOff.
-func (b *body) cloudEvent(r *http.Request, ev *verify.Event, head []byte) {
 	var scratch [1024]byte
 	if head == nil {
 		head = ev.AppendCloudEventHead(scratch[:0])
 	}
-	payload := ev.Payload() // a slice of the buffer, after the headroom
-	buf := *b.buf
+	payload := ev.Payload()          // a slice of the buffer, after the headroom
 	start := cap(buf) - cap(payload) // payload's offset in buf
 	end := start + len(payload)
 	if len(head) <= start && end+tailroom <= cap(buf) {
 		copy(buf[start-len(head):], head)
-		buf = buf[:end+tailroom]
-		copy(buf[end:], verify.CloudEventTail)
-		set(r, buf[start-len(head):])
+		copy(buf[end:end+tailroom], verify.CloudEventTail)
+		b.send(r, buf[start-len(head):end+tailroom], true)
 		return
 	}
-	// a head longer than the room before the body (a very long text field)
-	head = append([]byte(nil), head...)
-	open := func() io.Reader {
-		return io.MultiReader(bytes.NewReader(head), bytes.NewReader(payload), strings.NewReader(verify.CloudEventTail))
-	}
-	n := int64(len(head) + len(payload) + len(verify.CloudEventTail))
-	r.Body = io.NopCloser(open())
-	r.GetBody = func() (io.ReadCloser, error) { return io.NopCloser(open()), nil }
-	setLength(r, n)
+	// a head longer than the room before the payload (a very long text
+	// field): a copy
+	out := make([]byte, 0, len(head)+len(payload)+tailroom)
+	b.send(r, append(append(append(out, head...), payload...), verify.CloudEventTail...), false)
 }
 
-// set makes p the request body, as an in-memory reader.
-func set(r *http.Request, p []byte) {
-	r.Body = io.NopCloser(bytes.NewReader(p))
-	r.GetBody = func() (io.ReadCloser, error) { return io.NopCloser(bytes.NewReader(p)), nil }
-	setLength(r, int64(len(p)))
+// send makes out the request body; inBuffer says that it is held in b's
+// buffer, which then stays out of the pool until every reader is done.
+func (b *body) send(r *http.Request, out []byte, inBuffer bool) {
+	b.out = out
+	if inBuffer {
+		b.sent, b.buf = b.buf, nil
+	}
+	b.refs.Store(2) // the handler's, and the request's Body
+	b.body.b = b
+	b.body.r.Reset(out)
+	r.Body = &b.body
+	r.GetBody = b.reopen
+	setLength(r, int64(len(out)))
+}
+
+// reopen is the request's GetBody: a new reader of what is forwarded.
+func (b *body) reopen() (io.ReadCloser, error) {
+	for {
+		n := b.refs.Load()
+		if n == 0 { // everyone is done: the buffer may be another request's
+			return nil, http.ErrBodyReadAfterClose
+		}
+		if b.refs.CompareAndSwap(n, n+1) {
+			break
+		}
+	}
+	x := &reader{b: b}
+	x.r.Reset(b.out)
+	return x, nil
 }
 
 func setLength(r *http.Request, n int64) {

@@ -343,6 +343,59 @@ func TestForwardedRequestIsTheGateways(t *testing.T) {
 	}
 }
 
+// TestBufferedProxy: behind reverse_proxy with request_buffers, as the
+// README recommends, each verified event reaches the upstream whole, raw
+// and as a CloudEvent, small and past the buffer's size, and once. A
+// client's Incremental: ?1, which reverse_proxy refuses to buffer (501),
+// does not reach it: the gateway read the body whole.
+func TestBufferedProxy(t *testing.T) {
+	up := newUpstream(t)
+	route := func(path, format string) string {
+		return "\thandle /" + path + " {\n\t\twebhook_verify wazera {\n\t\t\tsecret " + secrets[verify.Wazera] + "\n\t\t\tformat " + format +
+			"\n\t\t}\n\t\treverse_proxy " + up.URL + " {\n\t\t\trequest_buffers 4KiB\n\t\t}\n\t}\n"
+	}
+	gateway(t, route("ce", "cloudevents")+route("raw", "raw"))
+	for _, path := range []string{"/ce", "/raw"} {
+		for _, pad := range []int{0, 10 << 10} {
+			e := newEvent(t, verify.Wazera, "message.read")
+			if pad > 0 {
+				e.body = append(e.body[:len(e.body)-1], []byte(`,"note":"`+strings.Repeat("n", pad)+`"}`)...)
+				e = e.resign(t)
+				e.id = e.eventID(t)
+			}
+			req, _ := http.NewRequest(http.MethodPost, url(path), bytes.NewReader(e.body))
+			req.Header = e.header.Clone()
+			req.Header.Set("Incremental", "?1")
+			resp, err := client.Do(req)
+			if err != nil {
+				t.Fatal(err)
+			}
+			resp.Body.Close()
+			if resp.StatusCode != 200 {
+				t.Fatalf("%s, %d bytes: status %d", path, len(e.body), resp.StatusCode)
+			}
+			got := up.received()[len(up.received())-1]
+			want := e.body
+			if path == "/ce" {
+				ev, err := signer(t, verify.Wazera).Verify(e.header, append([]byte(nil), e.body...))
+				if err != nil {
+					t.Fatal(err)
+				}
+				want = ev.AppendCloudEvent(nil)
+			}
+			if !bytes.Equal(got.body, want) {
+				t.Errorf("%s, %d bytes: the upstream received %d bytes, not the event (%d bytes)", path, len(e.body), len(got.body), len(want))
+			}
+			if got.header.Get("Incremental") != "" {
+				t.Errorf("%s: Incremental reached the upstream", path)
+			}
+			if n := up.count(e.id); n != 1 {
+				t.Errorf("%s: the upstream received the event %d times", path, n)
+			}
+		}
+	}
+}
+
 // TestSharedNamespaceWarns: two routes of one provider with different
 // secrets on one dedupe namespace (two tenants, no key_prefix) are warned
 // about at load: an id one of them verifies is a duplicate on the other.
