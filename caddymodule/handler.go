@@ -110,6 +110,9 @@ type Handler struct {
 	store     dedupe.Store
 	poolKey   string
 	enforce   bool
+	// flushFirst sends the upstream's answer before the claim is settled
+	// and the outcome archived, when either can take a round trip
+	flushFirst bool
 	logger    *zap.Logger
 	metrics   *metrics
 	count     counters
@@ -229,6 +232,8 @@ func (h *Handler) Provision(ctx caddy.Context) error {
 				zap.String("provider", h.verifier.Name()), zap.String("key_prefix", h.Dedupe.KeyPrefix))
 		}
 	}
+	_, local := h.store.(*dedupe.Memory)
+	h.flushFirst = (h.store != nil && !local) || h.Archive != nil
 	switch {
 	case h.store == nil:
 		h.logger.Warn("dedupe is off: a replay inside the timestamp window is forwarded again",
@@ -549,9 +554,11 @@ func (h *Handler) deliver(w http.ResponseWriter, r *http.Request, next caddyhttp
 	rec := caddyhttp.NewResponseRecorder(w, nil, nil)
 	err = next.ServeHTTP(rec, r)
 	status = rec.Status()
-	if status != 0 && claim.Outcome == dedupe.Claimed {
-		// the answer goes out now: settling the claim, a round trip to a
-		// networked store, does not hold it back
+	if status != 0 && h.flushFirst {
+		// the answer goes out now: settling the claim (a round trip to a
+		// networked store) and archiving the outcome do not hold it back;
+		// with the memory store alone both take microseconds, less than
+		// the flush's own cost
 		http.NewResponseController(w).Flush()
 	}
 	if status == 0 && err == nil {
