@@ -102,11 +102,13 @@ func (b *batcher) set(ctx context.Context, deadline time.Time, key, value string
 	if d, ok := ctx.Deadline(); ok && !deadline.Before(d) {
 		deadline = d
 	} else {
-		t := time.NewTimer(time.Until(deadline))
-		defer t.Stop()
+		t := getTimer(time.Until(deadline))
+		defer putTimer(t)
 		expired = t.C
 	}
-	c := &setCall{ctx: ctx, deadline: deadline, key: key, value: value, args: args, claim: claim, done: make(chan struct{}, 1)}
+	c := calls.Get().(*setCall)
+	c.ctx, c.deadline, c.key, c.value, c.args, c.claim = ctx, deadline, key, value, args, claim
+	c.state.Store(queued)
 	select {
 	case b.queue <- c:
 	case <-ctx.Done():
@@ -119,7 +121,7 @@ func (b *batcher) set(ctx context.Context, deadline time.Time, key, value string
 	var err error
 	select {
 	case <-c.done:
-		return c.prev, c.err
+		return c.reply()
 	case <-ctx.Done():
 		err = ctx.Err()
 	case <-expired:
@@ -130,10 +132,40 @@ func (b *batcher) set(ctx context.Context, deadline time.Time, key, value string
 		}
 	}
 	if err != nil && (c.state.CompareAndSwap(queued, gone) || c.state.CompareAndSwap(sending, gone)) {
-		return "", err // the executor skips it, or undoes it
+		return "", err // the executor skips it, or undoes it; c stays its
 	}
 	<-c.done // finished as we left: the reply is in
-	return c.prev, c.err
+	return c.reply()
+}
+
+// reply returns a finished command's reply and puts the command back in
+// the pool: the executor is done with it once it has signalled done. A
+// command whose caller left is never put back: an executor, or the queue
+// of a closed batcher, may still hold it.
+func (c *setCall) reply() (string, error) {
+	prev, err := c.prev, c.err
+	*c = setCall{done: c.done}
+	calls.Put(c)
+	return prev, err
+}
+
+var calls = sync.Pool{New: func() any { return &setCall{done: make(chan struct{}, 1)} }}
+
+// timers are the deadlines of queued commands. Since Go 1.23 a stopped
+// timer delivers no stale value, so one can be reset and reused.
+var timers sync.Pool
+
+func getTimer(d time.Duration) *time.Timer {
+	if t, ok := timers.Get().(*time.Timer); ok {
+		t.Reset(d)
+		return t
+	}
+	return time.NewTimer(d)
+}
+
+func putTimer(t *time.Timer) {
+	t.Stop()
+	timers.Put(t)
 }
 
 // direct sends one command on the caller's context, bounded by deadline.
