@@ -94,6 +94,13 @@ func main() {
 	if *matrix {
 		*dedupes, *bodies, *conc, *formats = "memory,redis", "1KB,64KB,1MB", "1,32,256", "cloudevents,raw"
 	}
+	if *profile != "" { // fail here, not after Caddy started (log.Fatal skips its stop)
+		probe := strings.TrimSuffix(*profile, filepath.Ext(*profile)) + "-probe"
+		if err := os.WriteFile(probe, nil, 0o644); err != nil {
+			log.Fatalf("-cpuprofile: %v", err)
+		}
+		os.Remove(probe)
+	}
 	bin := *caddyPath
 	tmp, _ := os.MkdirTemp("", "load-")
 	defer os.RemoveAll(tmp)
