@@ -446,24 +446,18 @@ func (v *Verifier) verify(h http.Header, body []byte, ev *Event) error {
 	// matched. Where the body may carry the id (WAStack, Vobiz), the hash
 	// waits for the scan to find none: most such bodies have one, and the
 	// hash is a pass as long as the MAC.
+	var secret int
 	var scanErr error
 	var derived string
-	var others sync.WaitGroup
 	if len(body) >= overlapMin {
-		others.Go(func() { scanErr = scanBody(body, v.layout, ev) })
-		if v.deriveID && !v.idInBody {
-			others.Go(func() { derived = bodyID(body) })
-		}
+		secret, err, scanErr, derived = v.matchBeside(&r, body, ev)
+	} else if secret, err = v.match(&r, body); err == nil {
+		scanErr = scanBody(body, v.layout, ev)
 	}
-	secret, err := v.match(&r, body)
-	others.Wait()
 	if err != nil {
 		return err
 	}
 	ev.Secret = secret
-	if len(body) < overlapMin {
-		scanErr = scanBody(body, v.layout, ev)
-	}
 	if scanErr != nil {
 		return scanErr
 	}
@@ -502,6 +496,20 @@ func (v *Verifier) verify(h http.Header, body []byte, ev *Event) error {
 		ev.Type = "unknown"
 	}
 	return nil
+}
+
+// matchBeside is match for a large body, with the body's other passes
+// run beside it (on their own, so that the variables they share escape to
+// the heap for large bodies only).
+func (v *Verifier) matchBeside(r *request, body []byte, ev *Event) (secret int, err, scanErr error, derived string) {
+	var others sync.WaitGroup
+	others.Go(func() { scanErr = scanBody(body, v.layout, ev) })
+	if v.deriveID && !v.idInBody {
+		others.Go(func() { derived = bodyID(body) })
+	}
+	secret, err = v.match(r, body)
+	others.Wait()
+	return secret, err, scanErr, derived
 }
 
 // setType sets the event's provider type and canonical type.
