@@ -56,22 +56,32 @@ type body struct {
 	body reader       // the request's Body
 }
 
-// reader reads what a body forwards.
+// reader reads what a body forwards. Read and Close may come from two
+// goroutines (Go's HTTP/2 client closes a request body from its own while
+// the writer may be reading): a Read holds the lock while it copies, so
+// the buffer cannot go back to the pool under it.
 type reader struct {
 	b      *body
+	mu     sync.Mutex
 	r      bytes.Reader
-	closed atomic.Bool
+	closed bool
 }
 
 func (x *reader) Read(p []byte) (int, error) {
-	if x.closed.Load() {
+	x.mu.Lock()
+	defer x.mu.Unlock()
+	if x.closed {
 		return 0, http.ErrBodyReadAfterClose
 	}
 	return x.r.Read(p)
 }
 
 func (x *reader) Close() error {
-	if x.closed.CompareAndSwap(false, true) {
+	x.mu.Lock()
+	was := x.closed
+	x.closed = true
+	x.mu.Unlock()
+	if !was {
 		x.b.unref()
 	}
 	return nil

@@ -196,3 +196,45 @@ func TestForwardedBufferLifetime(t *testing.T) {
 		wg.Wait()
 	})
 }
+
+// TestCloseDuringRead: Go's HTTP/2 client closes a request body from a
+// goroutine of its own (an early answer, a reset stream, a cancelled
+// request) while its writer may be inside a Read. Whatever that Read
+// returns is the event's own bytes, never those of a later request that
+// got the buffer from the pool (with -race, the detector also sees any
+// copy out of a buffer already handed back).
+func TestCloseDuringRead(t *testing.T) {
+	f := newForwarding(t)
+	for i := range 2000 {
+		var wg sync.WaitGroup
+		var got []byte
+		want := f.send(3000, func(w http.ResponseWriter, r *http.Request) error {
+			body := r.Body
+			started := make(chan struct{})
+			wg.Go(func() { // the writer
+				p := make([]byte, 64)
+				close(started)
+				for {
+					n, err := body.Read(p)
+					got = append(got, p[:n]...)
+					if err != nil {
+						return
+					}
+				}
+			})
+			<-started
+			go body.Close() // the client's abort
+			return nil
+		})
+		for range 3 { // later requests reuse what the pool has
+			f.send(3000, func(w http.ResponseWriter, r *http.Request) error {
+				io.Copy(io.Discard, r.Body)
+				return r.Body.Close()
+			})
+		}
+		wg.Wait()
+		if !bytes.HasPrefix(want, got) {
+			t.Fatalf("attempt %d: a read racing Close returned bytes that are not the event's", i)
+		}
+	}
+}
