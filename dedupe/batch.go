@@ -151,8 +151,10 @@ func (c *setCall) reply() (string, error) {
 
 var calls = sync.Pool{New: func() any { return &setCall{done: make(chan struct{}, 1)} }}
 
-// timers are the deadlines of queued commands. Since Go 1.23 a stopped
-// timer delivers no stale value, so one can be reset and reused.
+// timers are the deadlines of queued commands, stopped and reset for
+// reuse. Since Go 1.23 a stopped timer delivers no stale value; a binary
+// built with an older go line, or run with GODEBUG=asynctimerchan=1, keeps
+// a fired timer's value in its channel, which putTimer drains.
 var timers sync.Pool
 
 func getTimer(d time.Duration) *time.Timer {
@@ -164,8 +166,18 @@ func getTimer(d time.Duration) *time.Timer {
 }
 
 func putTimer(t *time.Timer) {
-	t.Stop()
+	stopTimer(t)
 	timers.Put(t)
+}
+
+// stopTimer stops t and drains a value it delivered and nobody received.
+func stopTimer(t *time.Timer) {
+	if !t.Stop() {
+		select {
+		case <-t.C:
+		default:
+		}
+	}
 }
 
 // direct sends one command on the caller's context, bounded by deadline.

@@ -324,3 +324,26 @@ func queuedCommitOutlivesItsCaller(t *testing.T, kind string) {
 		return v == doneValue
 	})
 }
+
+// TestReusedTimerHasNoStaleTick: a deadline timer that fired while nobody
+// waited goes back to the pool, and its next user must not receive that
+// old tick as its own deadline. Go 1.23's synchronous timer channels
+// never keep one; with GODEBUG=asynctimerchan=1 (or a main module on an
+// older go line) the channel holds it until stopTimer drains it.
+func TestReusedTimerHasNoStaleTick(t *testing.T) {
+	for _, mode := range []string{"asynctimerchan=0", "asynctimerchan=1"} {
+		t.Run(mode, func(t *testing.T) {
+			t.Setenv("GODEBUG", mode)
+			tm := time.NewTimer(time.Microsecond)
+			time.Sleep(5 * time.Millisecond) // fires; nobody receives
+			stopTimer(tm)
+			tm.Reset(time.Hour) // its next user's deadline
+			select {
+			case <-tm.C:
+				t.Fatal("the reused timer delivered its previous deadline")
+			case <-time.After(20 * time.Millisecond):
+			}
+			stopTimer(tm)
+		})
+	}
+}
