@@ -112,10 +112,13 @@ func (b *batcher) set(ctx context.Context, deadline time.Time, key, value string
 	select {
 	case b.queue <- c:
 	case <-ctx.Done():
+		c.recycle() // never queued
 		return "", ctx.Err()
 	case <-expired:
+		c.recycle()
 		return "", context.DeadlineExceeded
 	case <-b.stop:
+		c.recycle()
 		return b.direct(ctx, deadline, key, value, args, claim)
 	}
 	var err error
@@ -144,17 +147,23 @@ func (b *batcher) set(ctx context.Context, deadline time.Time, key, value string
 // of a closed batcher, may still hold it.
 func (c *setCall) reply() (string, error) {
 	prev, err := c.prev, c.err
+	c.recycle()
+	return prev, err
+}
+
+// recycle puts a call that nothing else holds back in the pool, empty.
+func (c *setCall) recycle() {
 	*c = setCall{done: c.done}
 	calls.Put(c)
-	return prev, err
 }
 
 var calls = sync.Pool{New: func() any { return &setCall{done: make(chan struct{}, 1)} }}
 
-// timers are the deadlines of queued commands, stopped and reset for
-// reuse. Since Go 1.23 a stopped timer delivers no stale value; a binary
-// built with an older go line, or run with GODEBUG=asynctimerchan=1, keeps
-// a fired timer's value in its channel, which putTimer drains.
+// timers are the deadlines of queued commands, reset for reuse. Only a
+// timer stopped before it fired goes back: one that fired may, in a binary
+// built on a go line before 1.23 or run with GODEBUG=asynctimerchan=1,
+// hold (or be about to send) its value, which its next user would take
+// for its own deadline.
 var timers sync.Pool
 
 func getTimer(d time.Duration) *time.Timer {
@@ -166,17 +175,8 @@ func getTimer(d time.Duration) *time.Timer {
 }
 
 func putTimer(t *time.Timer) {
-	stopTimer(t)
-	timers.Put(t)
-}
-
-// stopTimer stops t and drains a value it delivered and nobody received.
-func stopTimer(t *time.Timer) {
-	if !t.Stop() {
-		select {
-		case <-t.C:
-		default:
-		}
+	if t.Stop() {
+		timers.Put(t)
 	}
 }
 
@@ -283,6 +283,12 @@ func (b *batcher) exec(batch []*setCall) {
 // a claim that was (or may have been) written.
 func (b *batcher) finish(c *setCall) {
 	if c.state.CompareAndSwap(sending, finished) {
+		if c.claim && c.err != nil && c.err != redis.Nil {
+			// the caller is told the claim failed, but it may have been
+			// written (a reply lost): it must not stand, as in direct.
+			// Before the send: after it, c may be another caller's.
+			b.undo(c.key, c.value)
+		}
 		c.done <- struct{}{}
 		return
 	}

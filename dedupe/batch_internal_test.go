@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"slices"
+	"strings"
 	"sync/atomic"
 	"testing"
 	"time"
@@ -326,24 +327,100 @@ func queuedCommitOutlivesItsCaller(t *testing.T, kind string) {
 }
 
 // TestReusedTimerHasNoStaleTick: a deadline timer that fired while nobody
-// waited goes back to the pool, and its next user must not receive that
-// old tick as its own deadline. Go 1.23's synchronous timer channels
-// never keep one; with GODEBUG=asynctimerchan=1 (or a main module on an
-// older go line) the channel holds it until stopTimer drains it.
+// waited must not reach its next user with that old tick as the user's
+// own deadline. Go 1.23's synchronous timer channels never keep one; with
+// GODEBUG=asynctimerchan=1 (or a main module on an older go line) the
+// channel holds it, so putTimer keeps only timers stopped before firing.
 func TestReusedTimerHasNoStaleTick(t *testing.T) {
 	for _, mode := range []string{"asynctimerchan=0", "asynctimerchan=1"} {
 		t.Run(mode, func(t *testing.T) {
 			t.Setenv("GODEBUG", mode)
-			tm := time.NewTimer(time.Microsecond)
-			time.Sleep(5 * time.Millisecond) // fires; nobody receives
-			stopTimer(tm)
-			tm.Reset(time.Hour) // its next user's deadline
-			select {
-			case <-tm.C:
-				t.Fatal("the reused timer delivered its previous deadline")
-			case <-time.After(20 * time.Millisecond):
+			for i := range 10 {
+				fired := getTimer(time.Microsecond)
+				time.Sleep(5 * time.Millisecond) // fires; nobody receives
+				putTimer(fired)
+				next := getTimer(time.Hour) // the next user's deadline
+				select {
+				case <-next.C:
+					t.Fatalf("attempt %d: a pooled timer delivered its previous deadline", i)
+				case <-time.After(20 * time.Millisecond):
+				}
+				putTimer(next)
 			}
-			stopTimer(tm)
 		})
+	}
+}
+
+// lostReply is a go-redis hook: a SET of "hold" waits until release is
+// closed (a command in flight, so that later ones are queued), and a SET
+// of a key under "lost:" runs on the server, then its reply is lost.
+type lostReply struct{ entered, release chan struct{} }
+
+func (h lostReply) DialHook(next redis.DialHook) redis.DialHook { return next }
+func (h lostReply) ProcessPipelineHook(next redis.ProcessPipelineHook) redis.ProcessPipelineHook {
+	return next
+}
+func (h lostReply) ProcessHook(next redis.ProcessHook) redis.ProcessHook {
+	return func(ctx context.Context, cmd redis.Cmder) error {
+		key := fmt.Sprint(cmd.Args()[1])
+		if key == "hold" {
+			close(h.entered)
+			<-h.release
+		}
+		err := next(ctx, cmd)
+		if cmd.Name() == "set" && strings.HasPrefix(key, "lost:") {
+			err = errors.New("read tcp: connection reset by peer")
+			cmd.SetErr(err)
+		}
+		return err
+	}
+}
+
+// TestQueuedClaimWithLostReplyIsUndone: a queued claim that Redis wrote
+// but whose reply was lost is reported failed to its caller, which is
+// still waiting, and must not stand: every retry of the event would be
+// answered "in flight" until the claim's TTL. A claim sent direct was
+// always undone; a queued one only when its caller had left.
+func TestQueuedClaimWithLostReplyIsUndone(t *testing.T) {
+	srv, err := redistest.Start()
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(srv.Close)
+	c := redis.NewUniversalClient(&redis.UniversalOptions{Addrs: []string{srv.Addr}, ContextTimeoutEnabled: true})
+	t.Cleanup(func() { c.Close() })
+	c.Ping(context.Background())
+	h := lostReply{make(chan struct{}), make(chan struct{})}
+	c.AddHook(h)
+	r := NewRedis(c, "lost:", time.Second)
+	t.Cleanup(func() { r.Close() })
+
+	held := make(chan struct{})
+	go func() { // in flight: the claim below is queued behind it
+		r.sets.set(context.Background(), time.Now().Add(time.Minute), "hold", "x", redis.SetArgs{}, false)
+		close(held)
+	}()
+	<-h.entered
+	claimed := make(chan error, 1)
+	go func() {
+		_, err := r.Claim(context.Background(), Key{Provider: "p", ID: "queued"}, time.Hour)
+		claimed <- err
+	}()
+	time.Sleep(50 * time.Millisecond) // queued behind "hold"
+	close(h.release)
+	<-held
+	if err := <-claimed; !errors.Is(err, ErrUnavailable) {
+		t.Fatalf("claim with its reply lost: %v, want ErrUnavailable", err)
+	}
+	deadline := time.Now().Add(5 * time.Second) // the undo is asynchronous
+	for {
+		n, err := c.Exists(context.Background(), "lost:p:queued").Result()
+		if err == nil && n == 0 {
+			return
+		}
+		if time.Now().After(deadline) {
+			t.Fatal("a queued claim reported failed still stands in Redis")
+		}
+		time.Sleep(20 * time.Millisecond)
 	}
 }
