@@ -32,7 +32,7 @@ import (
 // already hold another request.
 
 const (
-	headroom = 2048 // room for the CloudEvent head; longer heads use a MultiReader
+	headroom = 2048 // room for the CloudEvent head; a longer head is forwarded from a copy
 	tailroom = len(verify.CloudEventTail)
 	// pooledSize is the capacity of a new pooled buffer: a typical webhook
 	// fits without growing.
