@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"io"
 	"net/http"
+	"net/http/httptest"
 	"os"
 	"runtime"
 	"strings"
@@ -14,6 +15,8 @@ import (
 	"sync/atomic"
 	"testing"
 	"time"
+
+	"github.com/redis/go-redis/v9"
 
 	"github.com/wagate/caddy-webhook/internal/redistest"
 	"github.com/wagate/caddy-webhook/internal/testutil"
@@ -746,5 +749,50 @@ func TestLongTextAndWhitespace(t *testing.T) {
 				t.Errorf("Content-Length %s for %d bytes", got.header.Get("Content-Length"), len(got.body))
 			}
 		})
+	}
+}
+
+// TestRedisSettleDoesNotHoldTheAnswer: with Redis, the upstream's answer
+// goes to the provider before the claim is committed, so a slow commit
+// (Redis refusing writes for a second, as a failover or a stalled server
+// would) does not delay it; the commit still lands before the handler
+// returns, and a resend afterwards is answered as a duplicate.
+func TestRedisSettleDoesNotHoldTheAnswer(t *testing.T) {
+	admin := redis.NewClient(&redis.Options{Addr: redisSrv.Addr})
+	defer admin.Close()
+	const pause = 1500 * time.Millisecond
+	up := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		io.Copy(io.Discard, r.Body)
+		// the claim is in; the commit, after this answer, will wait
+		if err := admin.Do(r.Context(), "CLIENT", "PAUSE", pause.Milliseconds(), "WRITE").Err(); err != nil {
+			t.Error(err)
+		}
+		w.WriteHeader(http.StatusOK)
+	}))
+	defer up.Close()
+	gateway(t, fmt.Sprintf(`	handle /zavu {
+		webhook_verify zavu {
+			secret %s
+			dedupe redis {
+				address %s
+				key_prefix settle-%d:
+				timeout 5s
+			}
+		}
+		reverse_proxy %s
+	}`, secrets[verify.Zavu], redisSrv.Addr, time.Now().UnixNano(), up.URL))
+	e := newEvent(t, verify.Zavu, "message.delivered")
+	start := time.Now()
+	status, _, _ := send(t, e)
+	took := time.Since(start)
+	if status != 200 {
+		t.Fatalf("status %d", status)
+	}
+	if took > pause/2 {
+		t.Errorf("the answer took %v: it waited for the commit, held %v by Redis", took, pause)
+	}
+	time.Sleep(pause + 500*time.Millisecond) // the pause ends, the commit lands
+	if st, _, body := send(t, e.resign(t)); st != 200 || !strings.Contains(body, "duplicate") {
+		t.Errorf("a resend after the commit: %d %q, want 200 duplicate", st, body)
 	}
 }
