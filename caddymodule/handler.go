@@ -113,9 +113,9 @@ type Handler struct {
 	// flushFirst sends the upstream's answer before the claim is settled,
 	// when that takes a round trip to a networked store
 	flushFirst bool
-	logger    *zap.Logger
-	metrics   *metrics
-	count     counters
+	logger     *zap.Logger
+	metrics    *metrics
+	count      counters
 }
 
 // CaddyModule returns the Caddy module information.
@@ -411,7 +411,7 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request, next caddyht
 		h.archiveRequest(r, received, nil, archive.Rejected, "body_unreadable")
 		return h.reject(r, http.StatusBadRequest, "body_unreadable", errUnreadable, "")
 	}
-	defer body.release() // a no-op once the body is handed to the next handler
+	defer body.release() // once handed to the next handler, the buffer waits for its readers too
 
 	// 1. verify
 	start := time.Now()
