@@ -16,6 +16,7 @@ import (
 	"github.com/redis/go-redis/v9"
 
 	"github.com/wagate/caddy-webhook/dedupe"
+	"github.com/wagate/caddy-webhook/internal/testutil"
 )
 
 // benchKeys are distinct event keys, built before timing so that the
@@ -209,4 +210,86 @@ func BenchmarkRedisBenchmarkTool(b *testing.B) {
 			}
 		})
 	}
+}
+
+// BenchmarkRedisCPU reports this process's CPU per operation (cpu-ns/op,
+// getrusage: the client's own work, system calls included) beside the
+// wall time, single server:
+//   - pipelined/K/parP: P goroutines each send K claim-shaped SETs (NX,
+//     GET) per go-redis pipeline; an op is one command. No hand-offs and
+//     no waiting callers: what go-redis itself costs a command at that
+//     batch size, the floor under any store built on it. With P = 4 the
+//     core does not idle between replies.
+//   - store/par32: 32 goroutines, each op a claim and a commit through
+//     the store, as the gateway's requests make them.
+//
+// Run it with the client on one core and redis-server on the other, as
+// the pinned load does (see BENCHMARKS.md), so that CPU is the client's.
+func BenchmarkRedisCPU(b *testing.B) {
+	client := newClient(b, &redis.UniversalOptions{Addrs: []string{single.Addr}, PoolSize: 64})
+	ctx := context.Background()
+	keys := benchKeys(1 << 20)
+	var next atomic.Int64
+	for _, k := range []int{1, 6, 16} {
+		for _, par := range []int{1, 4} {
+			b.Run(fmt.Sprintf("pipelined/%d/par%d", k, par), func(b *testing.B) {
+				prefix := uniquePrefix()
+				args := redis.SetArgs{Mode: "NX", TTL: time.Minute, Get: true}
+				var sent atomic.Int64
+				cpu := testutil.StartCPU(b)
+				b.SetParallelism(max(1, par/runtime.GOMAXPROCS(0)))
+				b.RunParallel(func(pb *testing.PB) {
+					names := make([]string, 0, k)
+					// pb.Next counts commands: send K of them per pipeline.
+					for pb.Next() {
+						names = append(names, dedupe.RedisKey(prefix, keys[int(next.Add(1))&(len(keys)-1)]))
+						if len(names) < k {
+							continue
+						}
+						cmds, err := client.Pipelined(ctx, func(p redis.Pipeliner) error {
+							for _, n := range names {
+								p.SetArgs(ctx, n, "0123456789abcdef0123456789abcdef", args)
+							}
+							return nil
+						})
+						if err != nil && err != redis.Nil { // Pipelined returns the first command's error
+							b.Error(err)
+							return
+						}
+						for _, c := range cmds {
+							if err := c.Err(); err != redis.Nil { // NX and GET on a new key: no previous value
+								b.Error("a new key was taken:", err)
+								return
+							}
+						}
+						sent.Add(int64(len(cmds)))
+						names = names[:0]
+					}
+				})
+				cpu.Report()
+				if sent.Load() < int64(b.N)-int64(k*par) {
+					b.Fatalf("%d of %d commands sent", sent.Load(), b.N)
+				}
+			})
+		}
+	}
+	b.Run("store/par32/claim+commit", func(b *testing.B) {
+		s := dedupe.NewRedis(client, uniquePrefix(), time.Second)
+		defer s.Close()
+		b.SetParallelism(max(1, 32/runtime.GOMAXPROCS(0)))
+		cpu := testutil.StartCPU(b)
+		b.RunParallel(func(pb *testing.PB) {
+			for pb.Next() {
+				k := keys[int(next.Add(1))&(len(keys)-1)]
+				c, err := s.Claim(ctx, k, time.Minute)
+				if err != nil || c.Outcome != dedupe.Claimed {
+					b.Fatal(c.Outcome, err)
+				}
+				if err := s.Commit(ctx, c, time.Hour); err != nil {
+					b.Fatal(err)
+				}
+			}
+		})
+		cpu.Report()
+	})
 }

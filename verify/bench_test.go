@@ -4,10 +4,10 @@ import (
 	"crypto/hmac"
 	"crypto/sha256"
 	"strings"
-	"syscall"
 	"testing"
 	"time"
 
+	"github.com/wagate/caddy-webhook/internal/testutil"
 	"github.com/wagate/caddy-webhook/verify"
 	"github.com/wagate/caddy-webhook/verify/samples"
 )
@@ -76,7 +76,7 @@ func BenchmarkVerify(b *testing.B) {
 				buf := make([]byte, 0, 1024)
 				b.SetBytes(int64(len(body)))
 				b.ReportAllocs()
-				cpu := startCPU(b)
+				cpu := testutil.StartCPU(b)
 				for b.Loop() {
 					ev, err := v.Verify(h, body)
 					if err != nil {
@@ -84,7 +84,7 @@ func BenchmarkVerify(b *testing.B) {
 					}
 					buf = ev.AppendCloudEventHead(buf[:0])
 				}
-				cpu.report()
+				cpu.Report()
 			})
 		}
 	}
@@ -100,13 +100,13 @@ func BenchmarkHMAC(b *testing.B) {
 		b.Run(size.name+"/new", func(b *testing.B) {
 			b.SetBytes(int64(len(body)))
 			b.ReportAllocs()
-			cpu := startCPU(b)
+			cpu := testutil.StartCPU(b)
 			for b.Loop() {
 				m := hmac.New(sha256.New, key)
 				m.Write(body)
 				m.Sum(nil)
 			}
-			cpu.report()
+			cpu.Report()
 		})
 		b.Run(size.name+"/reset", func(b *testing.B) {
 			m := hmac.New(sha256.New, key)
@@ -137,26 +137,4 @@ func TestPaddedBodyIsValid(t *testing.T) {
 			}
 		}
 	}
-}
-
-// cpuClock reports the process's CPU time per operation beside the wall
-// time (cpu-ns/op): where the passes over a large body run in parallel,
-// wall time alone would hide what they cost.
-type cpuClock struct {
-	b     *testing.B
-	start time.Duration
-}
-
-func startCPU(b *testing.B) cpuClock { return cpuClock{b, processCPU()} }
-
-func (c cpuClock) report() {
-	if c.b.N > 0 {
-		c.b.ReportMetric(float64(processCPU()-c.start)/float64(c.b.N), "cpu-ns/op")
-	}
-}
-
-func processCPU() time.Duration {
-	var ru syscall.Rusage
-	syscall.Getrusage(syscall.RUSAGE_SELF, &ru)
-	return time.Duration(ru.Utime.Nano() + ru.Stime.Nano())
 }

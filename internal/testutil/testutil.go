@@ -13,7 +13,9 @@ import (
 	"path/filepath"
 	"strconv"
 	"strings"
+	"syscall"
 	"testing"
+	"time"
 )
 
 // FreePort returns a TCP port free on loopback at the time of the call.
@@ -102,4 +104,28 @@ func MainWithCaddy(m *testing.M, moduleRoot string, bin *string) {
 	code := m.Run()
 	os.RemoveAll(dir)
 	os.Exit(code)
+}
+
+// CPUClock reports a benchmark's CPU time per operation beside its wall
+// time, as the cpu-ns/op metric: this process's user and system time
+// (getrusage), so work on other goroutines and in system calls counts.
+type CPUClock struct {
+	b     *testing.B
+	start time.Duration
+}
+
+// StartCPU starts counting b's CPU time.
+func StartCPU(b *testing.B) CPUClock { return CPUClock{b, processCPU()} }
+
+// Report records the CPU time since StartCPU, per b.N.
+func (c CPUClock) Report() {
+	if c.b.N > 0 {
+		c.b.ReportMetric(float64(processCPU()-c.start)/float64(c.b.N), "cpu-ns/op")
+	}
+}
+
+func processCPU() time.Duration {
+	var ru syscall.Rusage
+	syscall.Getrusage(syscall.RUSAGE_SELF, &ru)
+	return time.Duration(ru.Utime.Nano() + ru.Stime.Nano())
 }
