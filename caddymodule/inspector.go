@@ -27,12 +27,15 @@ func init() {
 
 // Inspector serves a read-only web page and JSON API over a webhook_verify
 // archive: every request the gateway answered, its verdict, and why one
-// was rejected. Mount it on a path you protect:
+// was rejected. Mount it on a path you protect, in a handle beside the
+// webhook routes (a route block would run after the site's catch-all
+// handle):
 //
-//	route /_webhooks* {
+//	handle /_webhooks* {
 //	    basic_auth { admin <hash> }
 //	    webhook_inspector {
 //	        archive /var/lib/caddy/webhooks
+//	        public
 //	    }
 //	}
 //

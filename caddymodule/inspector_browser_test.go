@@ -140,7 +140,7 @@ func TestInspectorInBrowser(t *testing.T) {
 		}
 		reverse_proxy %s
 	}
-	route /_webhooks* {
+	handle /_webhooks* {
 		webhook_inspector {
 			archive %s
 		}

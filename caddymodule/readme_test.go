@@ -3,6 +3,7 @@ package caddymodule_test
 import (
 	"bytes"
 	"encoding/json"
+	"io"
 	"net/http"
 	"os"
 	"reflect"
@@ -14,6 +15,7 @@ import (
 	"github.com/caddyserver/caddy/v2"
 	"github.com/caddyserver/caddy/v2/caddyconfig"
 	"github.com/caddyserver/caddy/v2/caddyconfig/caddyfile"
+	"github.com/caddyserver/caddy/v2/modules/caddyhttp/caddyauth"
 
 	"github.com/wagate/caddy-webhook/internal/redistest"
 	"github.com/wagate/caddy-webhook/verify"
@@ -297,4 +299,58 @@ func TestREADMERoutingByEventType(t *testing.T) {
 func indentSite(fragment string) string {
 	w := wrapFragment(fragment)
 	return strings.TrimSuffix(strings.TrimPrefix(w, "http://localhost {\n"), "}\n")
+}
+
+// TestREADMEInspectorBesideCatchAll: the README's inspector fragment and
+// the catch-all `handle` of its working Caddyfile, in one site, through a
+// real Caddy: the page answers at its path (401 without the password, the
+// page with it), and other paths still get the catch-all's 404. A `route`
+// there would lose to the catch-all: Caddy orders handle before route.
+func TestREADMEInspectorBesideCatchAll(t *testing.T) {
+	var inspector, whole string
+	for _, b := range caddyfileBlocks(t)["fragment"] {
+		if strings.Contains(b.text, "webhook_inspector {") {
+			inspector = b.text
+		}
+	}
+	if blocks := caddyfileBlocks(t)[""]; len(blocks) > 0 {
+		whole = blocks[0].text
+	}
+	i := strings.Index(whole, "\thandle {\n")
+	if inspector == "" || i < 0 {
+		t.Fatal("README.md: no inspector fragment, or no catch-all handle in the first whole Caddyfile")
+	}
+	catchAll := whole[i:strings.LastIndex(whole, "}")] // the catch-all and handle_errors, to the site's end
+	const password = "correct horse"
+	hash, err := caddyauth.BcryptHash{}.Hash([]byte(password))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !strings.Contains(inspector, "$2a$14$...") || !strings.Contains(inspector, "/var/lib/caddy/webhooks") {
+		t.Fatalf("the inspector fragment has changed: update this test\n%s", inspector)
+	}
+	site := strings.NewReplacer("$2a$14$...", string(hash), "/var/lib/caddy/webhooks", t.TempDir()).Replace(inspector)
+	gatewayWith(t, "", indentSite(site)+catchAll)
+	get := func(path string, auth bool) (int, string) {
+		req, _ := http.NewRequest("GET", url(path), nil)
+		if auth {
+			req.SetBasicAuth("admin", password)
+		}
+		resp, err := client.Do(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer resp.Body.Close()
+		b, _ := io.ReadAll(resp.Body)
+		return resp.StatusCode, string(b)
+	}
+	if code, body := get("/_webhooks/", true); code != 200 || !strings.Contains(body, "Webhook inspector") {
+		t.Errorf("the inspector page with the password: %d %.80q, want 200 and the page", code, body)
+	}
+	if code, _ := get("/_webhooks/api/events", false); code != 401 {
+		t.Errorf("the inspector's API without the password: %d, want 401", code)
+	}
+	if code, body := get("/elsewhere", true); code != 404 || !strings.Contains(body, "no webhook route") {
+		t.Errorf("another path: %d %.80q, want the catch-all's 404", code, body)
+	}
 }
