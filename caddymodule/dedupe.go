@@ -193,6 +193,15 @@ func (r *Redis) connection(repl *caddy.Replacer) (opts *redis.UniversalOptions, 
 	return opts, x.Timeout, "redis|" + hex.EncodeToString(sum[:]), nil
 }
 
+// RedisClientOptions maps r onto go-redis's options as the gateway's
+// dedupe store does, placeholders such as {env.REDIS_PASSWORD} expanded
+// (one unset is an error): for the caddy webhook commands that use the
+// gateway's store.
+func RedisClientOptions(r *Redis) (*redis.UniversalOptions, error) {
+	opts, _, _, err := r.connection(caddy.NewReplacer())
+	return opts, err
+}
+
 // stores shares dedupe state across routes and config reloads: one memory
 // store per key prefix and size (so a prefix is a namespace there too), one
 // Redis connection (client and pipelining) per connection config, which

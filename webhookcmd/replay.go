@@ -10,6 +10,7 @@ import (
 	"net/http"
 	"net/url"
 	"os"
+	"regexp"
 	"strings"
 	"time"
 
@@ -18,6 +19,7 @@ import (
 	"golang.org/x/term"
 
 	"github.com/wagate/caddy-webhook/archive"
+	"github.com/wagate/caddy-webhook/caddymodule"
 	"github.com/wagate/caddy-webhook/dedupe"
 )
 
@@ -51,7 +53,11 @@ record, so a second replay sends nothing already accepted.
 With --redis it uses the gateway's dedupe store as the gateway does (claim,
 commit on 2xx, release otherwise), so a replay racing a provider retry
 cannot deliver an event twice; ids the store marks done are skipped, and
-count as accepted.
+count as accepted. Connect to it as the gateway's redis block does: several
+--redis addresses are a Cluster (or Sentinels, with --redis-master-name);
+the password comes from the environment variable that --redis-password-env
+names (as {env.REDIS_PASSWORD} in the Caddyfile), never from the command
+line.
 
 Exit status 0 when every selected event was accepted, 1 otherwise.`,
 	}
@@ -67,11 +73,72 @@ Exit status 0 when every selected event was accepted, 1 otherwise.`,
 	f.String("format", "", "cloudevents or raw; default the format the route forwarded")
 	f.Float64("rate", 10, "at most this many events a second")
 	f.Bool("dry-run", false, "list what would be sent, send nothing")
-	f.String("redis", "", "the dedupe store's Redis address, host:port")
+	f.StringSlice("redis", nil, "the dedupe store's Redis address, host:port; several (repeated or comma-separated): a Cluster, or Sentinels with --redis-master-name")
 	f.String("key-prefix", replayKeyPrefix, "the dedupe store's key prefix, as the gateway's key_prefix")
+	f.String("redis-username", "", "the Redis user, with ACLs")
+	f.String("redis-password-env", "", "the name of the environment variable that holds the Redis password (never the password itself)")
+	f.Int("redis-db", 0, "the Redis database number")
+	f.Bool("redis-cluster", false, "one --redis address is a Redis Cluster endpoint")
+	f.String("redis-master-name", "", "the --redis addresses are Sentinels watching this master")
+	f.String("redis-sentinel-password-env", "", "the name of the environment variable that holds the Sentinels' password")
+	f.Bool("redis-tls", false, "connect to Redis with TLS")
+	f.String("redis-tls-ca", "", "with --redis-tls: a PEM file of the CA to trust instead of the system's")
+	f.String("redis-tls-server-name", "", "with --redis-tls: the name the server's certificate must carry")
 	cmd.RunE = run(runReplay)
 	return cmd
 }
+
+// replayRedis reads the --redis flags into the options the gateway's
+// redis block would give (caddymodule.Redis): nil without --redis, an
+// error for a --redis-* flag without it. Passwords come from environment
+// variables, named by the flags, so that they never appear in a process
+// list.
+func replayRedis(cmd *cobra.Command) (*redis.UniversalOptions, error) {
+	fl := cmd.Flags()
+	addrs, _ := fl.GetStringSlice("redis")
+	if len(addrs) == 0 {
+		var set []string
+		for _, name := range []string{"redis-username", "redis-password-env", "redis-db", "redis-cluster",
+			"redis-master-name", "redis-sentinel-password-env", "redis-tls", "redis-tls-ca", "redis-tls-server-name"} {
+			if fl.Changed(name) {
+				set = append(set, "--"+name)
+			}
+		}
+		if len(set) > 0 {
+			return nil, fmt.Errorf("%s: needs --redis", strings.Join(set, ", "))
+		}
+		return nil, nil
+	}
+	var r caddymodule.Redis
+	r.Address = addrs
+	r.Username, _ = fl.GetString("redis-username")
+	r.DB, _ = fl.GetInt("redis-db")
+	r.Cluster, _ = fl.GetBool("redis-cluster")
+	r.MasterName, _ = fl.GetString("redis-master-name")
+	r.TLS, _ = fl.GetBool("redis-tls")
+	r.TLSCAFile, _ = fl.GetString("redis-tls-ca")
+	r.TLSServerName, _ = fl.GetString("redis-tls-server-name")
+	for flag, into := range map[string]*string{"redis-password-env": &r.Password, "redis-sentinel-password-env": &r.SentinelPassword} {
+		name, _ := fl.GetString(flag)
+		if name == "" {
+			continue
+		}
+		if !envName.MatchString(name) {
+			return nil, fmt.Errorf("--%s: give the name of an environment variable, not a password", flag)
+		}
+		if os.Getenv(name) == "" { // the name is not echoed: it may be a password given by mistake
+			return nil, fmt.Errorf("--%s: no environment variable of that name is set (give its name, not the password)", flag)
+		}
+		*into = "{env." + name + "}"
+	}
+	opts, err := caddymodule.RedisClientOptions(&r)
+	if err != nil {
+		return nil, fmt.Errorf("--redis: %w", err)
+	}
+	return opts, nil
+}
+
+var envName = regexp.MustCompile(`^[A-Za-z_][A-Za-z0-9_]*$`)
 
 type replayCounts struct{ selected, sent, accepted, failed, skipped int }
 
@@ -122,6 +189,10 @@ func runReplay(cmd *cobra.Command) error {
 			return fmt.Errorf("--until: %w", err)
 		}
 	}
+	redisOpts, err := replayRedis(cmd)
+	if err != nil {
+		return err
+	}
 	all, _ := fl.GetBool("all")
 	// the events' ids first, then their records one at a time: a replay
 	// after a long outage holds one body, not every body at once
@@ -145,18 +216,15 @@ func runReplay(cmd *cobra.Command) error {
 	}
 
 	var store *dedupe.Redis
-	if addr, _ := fl.GetString("redis"); addr != "" {
+	if redisOpts != nil {
 		prefix, _ := fl.GetString("key-prefix")
-		client := redis.NewUniversalClient(&redis.UniversalOptions{
-			Addrs:                 []string{addr},
-			ContextTimeoutEnabled: true, // as the gateway's: the store's timeout also cuts a hanging read or write
-		})
+		client := redis.NewUniversalClient(redisOpts)
 		defer client.Close()
 		ctx, cancel := context.WithTimeout(cmd.Context(), 5*time.Second)
 		err := client.Ping(ctx).Err()
 		cancel()
 		if err != nil {
-			return fmt.Errorf("--redis %s: %w", addr, err)
+			return fmt.Errorf("--redis %s: %w", strings.Join(redisOpts.Addrs, ","), err)
 		}
 		store = dedupe.NewRedis(client, prefix, 0)
 		defer store.Close()

@@ -2,6 +2,7 @@ package webhookcmd_test
 
 import (
 	"bytes"
+	"context"
 	"fmt"
 	"io"
 	"net/http"
@@ -14,6 +15,8 @@ import (
 	"sync/atomic"
 	"testing"
 	"time"
+
+	"github.com/redis/go-redis/v9"
 
 	"github.com/wagate/caddy-webhook/archive"
 	"github.com/wagate/caddy-webhook/internal/redistest"
@@ -403,4 +406,75 @@ func mustRead(t *testing.T, path string) string {
 		t.Fatal(err)
 	}
 	return string(b)
+}
+
+// TestReplayRedisAuthAndCluster: --redis reaches the gateway's store as
+// its redis block does: a server with a password, the password read from
+// the environment variable --redis-password-env names (refused when that
+// is unset or not a name, without echoing it), and a 3-master Cluster
+// from several addresses. A --redis-* flag without --redis is an error.
+func TestReplayRedisAuthAndCluster(t *testing.T) {
+	const password = "s3cret-Pa55"
+	srv, err := redistest.Start()
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer srv.Close()
+	if _, err := srv.Do("CONFIG", "SET", "requirepass", password); err != nil {
+		t.Fatal(err)
+	}
+	t.Setenv("REDISCLI_AUTH", password) // for srv.Do's redis-cli
+	dir := t.TempDir()
+	events := gatewayArchive(t, dir)
+	up := newRecorder(t, 200)
+	for _, tc := range []struct {
+		args []string
+		want string
+	}{
+		{[]string{"--redis", srv.Addr}, "NOAUTH"},
+		{[]string{"--redis", srv.Addr, "--redis-password-env", "WEBHOOK_TEST_UNSET"}, "no environment variable of that name is set"},
+		{[]string{"--redis", srv.Addr, "--redis-password-env", password}, "give the name of an environment variable"},
+		{[]string{"--redis-password-env", "WEBHOOK_TEST_REDIS_PW", "--redis-db", "1"}, "--redis-password-env, --redis-db: needs --redis"},
+		{[]string{"--redis", srv.Addr + "," + srv.Addr, "--redis-master-name", "m", "--redis-cluster"}, "cluster and master_name exclude each other"},
+	} {
+		out, stderr, code := replay(t, dir, append([]string{"--to", up.URL}, tc.args...)...)
+		if code != 1 || !strings.Contains(stderr, tc.want) || len(up.ids()) != 0 {
+			t.Errorf("%v: exit %d, sent %v, stderr %q, want exit 1 and %q\n%s", tc.args, code, up.ids(), stderr, tc.want, out)
+		}
+		if strings.Contains(stderr, password) {
+			t.Errorf("%v: stderr holds the password: %s", tc.args, stderr)
+		}
+	}
+
+	t.Setenv("WEBHOOK_TEST_REDIS_PW", password)
+	out, stderr, code := replay(t, dir, "--to", up.URL, "--redis", srv.Addr, "--redis-password-env", "WEBHOOK_TEST_REDIS_PW", "--key-prefix", "gw1:")
+	if code != 0 || !strings.Contains(out, "sent 2, accepted 2") {
+		t.Fatalf("with the password: exit %d\n%s%s", code, out, stderr)
+	}
+	for _, id := range []string{events["failed"].id, events["killed"].id} {
+		if v, err := srv.Do("GET", "gw1:wazera:"+id); v != "done" {
+			t.Errorf("%s: committed in the password-protected store: GET = %q %v", id, v, err)
+		}
+	}
+
+	os.Unsetenv("REDISCLI_AUTH") // the Cluster has no password (t.Setenv restores it after the test)
+	cluster, err := redistest.StartCluster()
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer cluster.Close()
+	dir = t.TempDir()
+	events = gatewayArchive(t, dir)
+	up.reset()
+	out, stderr, code = replay(t, dir, "--to", up.URL, "--redis", strings.Join(cluster.Addrs(), ","), "--key-prefix", "gw2:")
+	if code != 0 || !strings.Contains(out, "sent 2, accepted 2") {
+		t.Fatalf("Cluster: exit %d\n%s%s", code, out, stderr)
+	}
+	client := redis.NewClusterClient(&redis.ClusterOptions{Addrs: cluster.Addrs()})
+	defer client.Close()
+	for _, id := range []string{events["failed"].id, events["killed"].id} {
+		if v, err := client.Get(context.Background(), "gw2:wazera:"+id).Result(); v != "done" {
+			t.Errorf("%s: committed in the Cluster: GET = %q %v", id, v, err)
+		}
+	}
 }
