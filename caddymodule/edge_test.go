@@ -422,3 +422,43 @@ func TestSharedNamespaceWarns(t *testing.T) {
 		t.Error("no warning for two secrets on one dedupe namespace")
 	}
 }
+
+// TestUnansweredEventReleased: a verified event that no handler after
+// webhook_verify answers (a reverse_proxy whose matcher skips it, or no
+// handler at all) gets 500 with its reason, not Caddy's empty 200, which a
+// provider takes as delivered: its claim is released, so the provider's
+// retry is no duplicate, and the log names the event. Once the layout is
+// mended, the same event goes through.
+func TestUnansweredEventReleased(t *testing.T) {
+	up := newUpstream(t)
+	verifier := "\t\twebhook_verify wazera {\n\t\t\tsecret " + secrets[verify.Wazera] + "\n\t\t}\n"
+	e := newEvent(t, verify.Wazera, "message.read")
+	for _, c := range []struct{ name, site string }{
+		{"a matcher skips it", "\thandle /wazera {\n" + verifier + "\t\t@never header X-Never *\n\t\treverse_proxy @never " + up.URL + "\n\t}\n"},
+		{"no handler", "\thandle /wazera {\n" + verifier + "\t}\n"},
+	} {
+		t.Run(c.name, func(t *testing.T) {
+			gateway(t, c.site+"\thandle_errors {\n\t\trespond \"{err.status_code} {err.message}\"\n\t}\n")
+			for attempt := range 2 {
+				if status, _, body := send(t, e); status != 500 || !strings.Contains(body, "not forwarded") {
+					t.Errorf("attempt %d: %d %q, want 500 and the reason", attempt+1, status, body)
+				}
+			}
+			if !logged(t, func(entry map[string]any) bool {
+				return entry["level"] == "error" && strings.Contains(fmt.Sprint(entry["msg"]), "verified event not forwarded") && entry["event_id"] == e.id
+			}) {
+				t.Error("no error logged naming the event")
+			}
+		})
+	}
+	if n := up.count(e.id); n != 0 {
+		t.Fatalf("the upstream got the event %d times", n)
+	}
+	gateway(t, "\thandle /wazera {\n"+verifier+"\t\treverse_proxy "+up.URL+"\n\t}\n")
+	if status, _, body := send(t, e); status != 200 || strings.Contains(body, "duplicate") {
+		t.Errorf("after the layout is mended: %d %q, want forwarded", status, body)
+	}
+	if n := up.count(e.id); n != 1 {
+		t.Errorf("the upstream got the event %d times, want 1", n)
+	}
+}

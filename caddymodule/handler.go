@@ -563,7 +563,15 @@ func (h *Handler) deliver(w http.ResponseWriter, r *http.Request, next caddyhttp
 		http.NewResponseController(w).Flush()
 	}
 	if status == 0 && err == nil {
-		status = http.StatusOK // nothing written and no error: net/http answers 200
+		// nothing after webhook_verify answered: a reverse_proxy whose
+		// matcher skipped the event, or none at all. Caddy would answer an
+		// empty 200, which the provider takes as delivered, and the event
+		// would be committed and lost. It is released and answered 500,
+		// so the provider retries and the layout shows in the log.
+		status = http.StatusInternalServerError
+		err = caddyhttp.Error(status, errNotForwarded)
+		h.logger.Error("verified event not forwarded: no handler after webhook_verify answered it; give the route a reverse_proxy that every verified event reaches",
+			zap.String("event_id", eventID), zap.String("provider", h.verifier.Name()))
 	}
 	// a 2xx that was written counts as accepted even if copying the
 	// response back failed afterwards: the upstream has the event
@@ -574,6 +582,8 @@ func (h *Handler) deliver(w http.ResponseWriter, r *http.Request, next caddyhttp
 	}
 	return err
 }
+
+var errNotForwarded = errors.New("event not forwarded: no handler answered it")
 
 // settle commits or releases a claim once the upstream answered. The
 // request's context may be cancelled already: the store operation must
