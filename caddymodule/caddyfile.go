@@ -13,11 +13,34 @@ import (
 )
 
 func init() {
-	httpcaddyfile.RegisterHandlerDirective("webhook_verify", parseCaddyfile)
+	httpcaddyfile.RegisterDirective("webhook_verify", parseDirective)
 	// with the authentication directives: at site level it runs before
 	// handle, handle_path, route, respond, abort, error and reverse_proxy,
 	// so no layout can answer or forward a request it has not verified
 	httpcaddyfile.RegisterDirectiveOrder("webhook_verify", httpcaddyfile.After, "forward_auth")
+}
+
+// parseDirective is what RegisterHandlerDirective would register, but
+// refuses a matcher: a request that the verifier's matcher skips goes on,
+// unverified, to the handlers after it, and a reverse_proxy without that
+// matcher forwards it. A verifier for one path goes inside that path's
+// handle block, which also keeps it to exactly what that block serves.
+func parseDirective(h httpcaddyfile.Helper) ([]httpcaddyfile.ConfigValue, error) {
+	if !h.Next() {
+		return nil, h.ArgErr()
+	}
+	matcherSet, err := h.ExtractMatcherSet()
+	if err != nil {
+		return nil, err
+	}
+	if matcherSet != nil {
+		return nil, h.Errf("webhook_verify takes no matcher: a request the matcher skips would reach the handlers after it unverified. Put the verifier inside the block that serves the path, with a catch-all beside it: handle /wazera { webhook_verify wazera { ... } reverse_proxy ... } handle { error 404 }")
+	}
+	m, err := parseCaddyfile(h)
+	if err != nil {
+		return nil, err
+	}
+	return h.NewRoute(nil, m), nil
 }
 
 func parseCaddyfile(h httpcaddyfile.Helper) (caddyhttp.MiddlewareHandler, error) {

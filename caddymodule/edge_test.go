@@ -42,7 +42,6 @@ func TestLayouts(t *testing.T) {
 		{"respond", verifier + "\trespond \"site answer\" 200\n", 200},
 		{"error", verifier + "\terror \"site error\" 500\n", 500},
 		{"written after reverse_proxy", "\treverse_proxy " + up.URL + "\n" + verifier, 200},
-		{"with a matcher", "\twebhook_verify /wazera wazera {\n\t\tsecret " + secrets[verify.Wazera] + "\n\t}\n\treverse_proxy " + up.URL + "\n", 200},
 		{"inside route", "\troute {\n\t" + strings.ReplaceAll(verifier, "\n\t", "\n\t\t") + "\t\treverse_proxy " + up.URL + "\n\t}\n", 200},
 	} {
 		t.Run(c.name, func(t *testing.T) {
@@ -460,5 +459,29 @@ func TestUnansweredEventReleased(t *testing.T) {
 	}
 	if n := up.count(e.id); n != 1 {
 		t.Errorf("the upstream got the event %d times, want 1", n)
+	}
+}
+
+// TestMatcherRefused: webhook_verify takes no matcher. With one, a request
+// the matcher skips went on unverified to a reverse_proxy without it: an
+// unsigned request with a forged Webhook-Event-Id reached the app. Each
+// such layout is a config error now, naming the fix.
+func TestMatcherRefused(t *testing.T) {
+	verifier := func(matcher string) string {
+		return "\twebhook_verify " + matcher + " wazera {\n\t\tsecret " + secrets[verify.Wazera] + "\n\t}\n"
+	}
+	for _, site := range []string{
+		verifier("/wazera") + "\treverse_proxy 127.0.0.1:9\n",
+		verifier("/wazera*") + "\treverse_proxy 127.0.0.1:9\n",
+		"\t@signed header X-Wazera-Signature *\n\thandle /webhooks {\n" + strings.ReplaceAll(verifier("@signed"), "\n\t", "\n\t\t") + "\t\treverse_proxy 127.0.0.1:9\n\t}\n",
+		"\troute {\n" + strings.ReplaceAll(verifier("/wazera"), "\n\t", "\n\t\t") + "\t\treverse_proxy 127.0.0.1:9\n\t}\n",
+	} {
+		if _, err := adapt(t, "http://localhost {\n"+site+"}\n"); err == nil || !strings.Contains(err.Error(), "webhook_verify takes no matcher") {
+			t.Errorf("adapted, or another error (%v):\n%s", err, site)
+		}
+	}
+	// without a matcher, the same site adapts
+	if _, err := adapt(t, "http://localhost {\n"+verifier("")+"\treverse_proxy 127.0.0.1:9\n}\n"); err != nil {
+		t.Errorf("no matcher: %v", err)
 	}
 }
