@@ -11,7 +11,6 @@ import (
 	"fmt"
 	"net"
 	"os"
-	"strconv"
 	"strings"
 	"time"
 
@@ -208,7 +207,10 @@ func RedisClientOptions(r *Redis) (*redis.UniversalOptions, error) {
 // each route sees under its own key prefix.
 var stores = caddy.NewUsagePool()
 
-type pooledMemory struct{ *dedupe.Memory }
+type pooledMemory struct {
+	*dedupe.Memory
+	maxEntries int // as configured when it was made
+}
 
 func (p pooledMemory) Destruct() error { return p.Close() }
 
@@ -237,14 +239,21 @@ func (d *Dedupe) acquire(ctx caddy.Context, repl *caddy.Replacer, logger *zap.Lo
 	var key string
 	switch d.Store {
 	case "memory":
-		key = "memory|" + d.KeyPrefix + "|" + strconv.Itoa(d.MaxEntries)
+		// one store per key prefix, whatever its max_entries: a reload that
+		// changes the bound must not forget every delivered id
+		key = "memory|" + d.KeyPrefix
 		v, _, err := stores.LoadOrNew(key, func() (caddy.Destructor, error) {
-			return pooledMemory{dedupe.NewMemory(dedupe.MemoryOptions{MaxEntries: d.MaxEntries})}, nil
+			return pooledMemory{dedupe.NewMemory(dedupe.MemoryOptions{MaxEntries: d.MaxEntries}), d.MaxEntries}, nil
 		})
 		if err != nil {
 			return nil, "", err
 		}
-		store = v.(pooledMemory).Memory
+		p := v.(pooledMemory)
+		if p.maxEntries != d.MaxEntries {
+			logger.Warn("max_entries differs from the running memory store's: the store keeps its remembered event ids and its bound until Caddy restarts",
+				zap.String("key_prefix", d.KeyPrefix), zap.Int("running", p.maxEntries), zap.Int("configured", d.MaxEntries))
+		}
+		store = p.Memory
 	case "redis":
 		if d.Redis == nil {
 			return nil, "", errors.New("redis: address is required")

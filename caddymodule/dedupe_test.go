@@ -147,3 +147,59 @@ func TestRedisConnectionPooled(t *testing.T) {
 		}
 	}
 }
+
+// TestDedupeOptionsOfAnotherStore: in JSON, an option of another store
+// than the one in use is a config error, not ignored: a redis block
+// without "store": "redis" (each instance would deduplicate alone, in
+// memory), or beside "store": "memory" or "off"; max_entries with Redis;
+// key_prefix with dedupe off.
+func TestDedupeOptionsOfAnotherStore(t *testing.T) {
+	for _, tc := range []struct{ dedupe, want string }{
+		{`{"redis": {"address": ["127.0.0.1:1"]}, "key_prefix": "tenant-a:"}`, `a redis block with store "memory"`},
+		{`{"store": "memory", "redis": {"address": ["127.0.0.1:1"]}}`, `a redis block with store "memory"`},
+		{`{"store": "off", "redis": {"address": ["127.0.0.1:1"]}}`, `a redis block with store "off"`},
+		{`{"store": "redis", "redis": {"address": ["127.0.0.1:1"]}, "max_entries": 5000}`, `max_entries is an option of the memory store`},
+		{`{"store": "off", "key_prefix": "a:"}`, `key_prefix with store off`},
+	} {
+		cfg := `{"apps": {"http": {"servers": {"s": {"listen": [":0"], "routes": [{"handle": [
+			{"handler": "webhook_verify", "provider": "wazera", "secrets": ["s"], "dedupe": ` + tc.dedupe + `},
+			{"handler": "static_response", "status_code": 200}]}]}}}}}`
+		var c caddy.Config
+		if err := json.Unmarshal([]byte(cfg), &c); err != nil {
+			t.Fatal(err)
+		}
+		if err := caddy.Validate(&c); err == nil || !strings.Contains(err.Error(), tc.want) {
+			t.Errorf("%s: %v, want an error containing %q", tc.dedupe, err, tc.want)
+		}
+	}
+}
+
+// TestMemoryStoreSurvivesResize: a reload that changes only max_entries
+// keeps the memory store, so an event delivered before it is still a
+// duplicate after it (it was forwarded again); the new bound waits for a
+// restart, and the log says so.
+func TestMemoryStoreSurvivesResize(t *testing.T) {
+	up := newUpstream(t)
+	site := func(dedupe string) string {
+		return "\thandle /wazera {\n\t\twebhook_verify wazera {\n\t\t\tsecret " + secrets[verify.Wazera] + "\n" + dedupe +
+			"\t\t}\n\t\treverse_proxy " + up.URL + "\n\t}\n"
+	}
+	prefix := fmt.Sprintf("resize-%d:", time.Now().UnixNano())
+	gateway(t, site("\t\t\tdedupe memory {\n\t\t\t\tkey_prefix "+prefix+"\n\t\t\t}\n"))
+	e := newEvent(t, verify.Wazera, "message.read")
+	if status, _, body := send(t, e); status != 200 || strings.Contains(body, "duplicate") {
+		t.Fatalf("first delivery: %d %q", status, body)
+	}
+	gateway(t, site("\t\t\tdedupe memory {\n\t\t\t\tkey_prefix "+prefix+"\n\t\t\t\tmax_entries 2000000\n\t\t\t}\n"))
+	if status, _, body := send(t, e); status != 200 || !strings.Contains(body, "duplicate") {
+		t.Errorf("after a reload that changed max_entries: %d %q, want the duplicate", status, body)
+	}
+	if n := up.count(e.id); n != 1 {
+		t.Errorf("the upstream got the event %d times, want 1", n)
+	}
+	if !logged(t, func(entry map[string]any) bool {
+		return entry["level"] == "warn" && strings.Contains(fmt.Sprint(entry["msg"]), "max_entries differs") && entry["key_prefix"] == prefix
+	}) {
+		t.Error("no warning that the new max_entries waits for a restart")
+	}
+}

@@ -156,6 +156,17 @@ func (h *Handler) Provision(ctx caddy.Context) error {
 	if h.Dedupe.Store == "" {
 		h.Dedupe.Store = "memory"
 	}
+	// an option of another store than the one in use is a mistake, not a
+	// no-op: a hand-written redis block without "store": "redis" would
+	// leave each instance deduplicating on its own
+	switch d := h.Dedupe; {
+	case d.Redis != nil && d.Store != "redis":
+		return fmt.Errorf("dedupe: a redis block with store %q: set \"store\": \"redis\" to use it, or remove it", d.Store)
+	case d.MaxEntries != 0 && d.Store != "memory":
+		return fmt.Errorf("dedupe: max_entries is an option of the memory store, not of store %q", d.Store)
+	case d.KeyPrefix != "" && d.Store == "off":
+		return errors.New("dedupe: key_prefix with store off: there is no store for it to name")
+	}
 	if h.Dedupe.KeyPrefix == "" {
 		h.Dedupe.KeyPrefix = DefaultKeyPrefix
 	}
