@@ -485,3 +485,34 @@ func TestMatcherRefused(t *testing.T) {
 		t.Errorf("no matcher: %v", err)
 	}
 }
+
+// TestTwoVerifiersRefused: two webhook_verify on one request (a snippet
+// imported twice) refused every event, on every retry: the second found
+// the signature stripped by the first (401), or with format raw the
+// first's claim (409). Now the second answers 500 with its reason and
+// logs the layout, the first releases its claim, and the event goes
+// through once the layout is mended.
+func TestTwoVerifiersRefused(t *testing.T) {
+	up := newUpstream(t)
+	verifier := "\t\twebhook_verify wazera {\n\t\t\tsecret " + secrets[verify.Wazera] + "\n\t\t}\n"
+	gateway(t, "\thandle /wazera {\n"+verifier+verifier+"\t\treverse_proxy "+up.URL+"\n\t}\n"+
+		"\thandle_errors {\n\t\trespond \"{err.status_code} {err.message}\"\n\t}\n")
+	e := newEvent(t, verify.Wazera, "message.read")
+	for attempt := range 2 {
+		if status, _, body := send(t, e); status != 500 || !strings.Contains(body, "two webhook_verify") {
+			t.Errorf("attempt %d: %d %q, want 500 and the reason", attempt+1, status, body)
+		}
+	}
+	if !logged(t, func(entry map[string]any) bool {
+		return entry["level"] == "error" && strings.Contains(fmt.Sprint(entry["msg"]), "two webhook_verify handlers")
+	}) {
+		t.Error("no error logged")
+	}
+	gateway(t, "\thandle /wazera {\n"+verifier+"\t\treverse_proxy "+up.URL+"\n\t}\n")
+	if status, _, body := send(t, e); status != 200 || strings.Contains(body, "duplicate") {
+		t.Errorf("after the layout is mended: %d %q, want forwarded", status, body)
+	}
+	if n := up.count(e.id); n != 1 {
+		t.Errorf("the upstream got the event %d times, want 1", n)
+	}
+}

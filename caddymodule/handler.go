@@ -402,6 +402,15 @@ func (h *Handler) Cleanup() error {
 // release on anything else).
 func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request, next caddyhttp.Handler) error {
 	repl := r.Context().Value(caddy.ReplacerCtxKey).(*caddy.Replacer)
+	if first, twice := repl.Get("http.webhook.provider"); twice {
+		// a second verifier on one request (an import repeated, two
+		// providers in one block): it would refuse every event the first
+		// let through, as in flight or unsigned. The first releases its
+		// claim on this 500, and the log names the layout.
+		h.logger.Error("two webhook_verify handlers on one request: give each provider its own handle block",
+			zap.Any("first", first), zap.Any("second", h.nameValue))
+		return caddyhttp.Error(http.StatusInternalServerError, errVerifiedTwice)
+	}
 	repl.Set("http.webhook.provider", h.nameValue)
 	repl.Set("http.webhook.verified", false)
 	repl.Set("http.webhook.duplicate", false)
@@ -594,7 +603,10 @@ func (h *Handler) deliver(w http.ResponseWriter, r *http.Request, next caddyhttp
 	return err
 }
 
-var errNotForwarded = errors.New("event not forwarded: no handler answered it")
+var (
+	errNotForwarded  = errors.New("event not forwarded: no handler answered it")
+	errVerifiedTwice = errors.New("two webhook_verify handlers on one request")
+)
 
 // settle commits or releases a claim once the upstream answered. The
 // request's context may be cancelled already: the store operation must
