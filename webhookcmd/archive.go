@@ -44,7 +44,7 @@ func archiveLsCommand() *cobra.Command {
 	}
 	cmd.Flags().String("archive", "", "the archive directory (required)")
 	cmd.Flags().String("provider", "", "only this provider's requests")
-	cmd.Flags().String("verdict", "", "only requests of this verdict (verified, rejected, duplicate, in_flight, store_error, unverified) or reject reason (no_match, ...)")
+	cmd.Flags().String("verdict", "", "only requests of this verdict (verified, rejected, duplicate, in_flight, store_error, unverified) or reject reason (no_match, ...), or both as the VERDICT column shows them (rejected:no_match)")
 	cmd.Flags().String("since", "", "only requests of the last D (such as 2h), or since a time (RFC 3339 or Unix seconds)")
 	cmd.RunE = run(func(cmd *cobra.Command) error {
 		r, err := archiveReader(cmd)
@@ -59,6 +59,8 @@ func archiveLsCommand() *cobra.Command {
 			}
 		}
 		verdict, _ := cmd.Flags().GetString("verdict")
+		// the VERDICT column's own form, rejected:no_match, names both
+		verdict, reason, both := strings.Cut(verdict, ":")
 		// the outcomes first, to give each request its upstream status
 		// and the verdict the claim gave a verified event, when it kept
 		// the event from the upstream
@@ -87,7 +89,10 @@ func archiveLsCommand() *cobra.Command {
 			if rv := refused[rec.ID]; rv != "" {
 				v = rv
 			}
-			if verdict != "" && v != verdict && rec.Reason != verdict {
+			switch {
+			case both && (v != verdict || rec.Reason != reason):
+				return nil
+			case !both && verdict != "" && v != verdict && rec.Reason != verdict:
 				return nil
 			}
 			if rec.Reason != "" {

@@ -58,6 +58,8 @@ func TestArchiveLs(t *testing.T) {
 		{[]string{"--verdict", "verified"}, 5},
 		{[]string{"--verdict", "rejected"}, 1},
 		{[]string{"--verdict", "no_match"}, 1},
+		{[]string{"--verdict", "rejected:no_match"}, 1}, // as the VERDICT column shows it
+		{[]string{"--verdict", "rejected:stale"}, 0},
 		{[]string{"--verdict", "duplicate"}, 0},
 		{[]string{"--provider", "wazera"}, 6},
 		{[]string{"--provider", "zavu"}, 0},
