@@ -141,6 +141,9 @@ func (h *Handler) provisionArchive(ctx caddy.Context) error {
 	a.logger = h.logger.With(zap.String("provider", name))
 	a.errs = m.writeErrs.WithLabelValues(name)
 	logger, undelivered, errs := a.logger, m.undelivered.WithLabelValues(name), a.errs
+	for _, reason := range []string{"retention", "max_size"} {
+		m.deleted.WithLabelValues(name, reason) // at 0 from the start, as the other series
+	}
 	limits := archive.Limits{
 		Retention: time.Duration(a.Retention), MaxSize: a.MaxSize, Rejected: a.Rejected, Sync: a.Sync,
 		OnLost: func(ids []string, err error) {

@@ -237,6 +237,13 @@ func (h *Handler) Provision(ctx caddy.Context) error {
 		return fmt.Errorf("dedupe: %w", err)
 	}
 	if h.store != nil {
+		// every series at 0 from the start, so that a dashboard's rate()
+		// of store errors shows 0, not no data, until the first one
+		for _, op := range []string{"claim", "commit", "release", "claim_lost"} {
+			h.metrics.storeErrs.WithLabelValues(h.verifier.Name(), op)
+		}
+	}
+	if h.store != nil {
 		h.namespace, h.secretSet = h.poolKey+"|"+h.Dedupe.KeyPrefix+h.verifier.Name(), fingerprint(secrets)
 		if shared := namespaces.add(h.namespace, h.secretSet); shared {
 			h.logger.Warn("routes with different secrets share one dedupe namespace: an event id that one of them verifies is answered as a duplicate on the other; give each its own key_prefix (after a reload that changed the secrets, this shows once)",

@@ -284,3 +284,32 @@ func TestDashboardMetricsExist(t *testing.T) {
 		}
 	}
 }
+
+// TestMetricsAtZeroBeforeTraffic: a fresh config's /metrics already has
+// the store-error and archive-deletion series at 0, so that a dashboard
+// shows 0, not no data, until the first one.
+func TestMetricsAtZeroBeforeTraffic(t *testing.T) {
+	up := newUpstream(t)
+	gateway(t, fmt.Sprintf(`
+	handle /vobiz {
+		webhook_verify vobiz {
+			secret %s
+			archive %s
+		}
+		reverse_proxy %s
+	}`, secrets[verify.Vobiz], t.TempDir(), up.URL))
+	m := scrape(t)
+	for _, series := range []string{
+		`caddy_webhook_store_errors_total{op="claim",provider="vobiz"} 0`,
+		`caddy_webhook_store_errors_total{op="commit",provider="vobiz"} 0`,
+		`caddy_webhook_store_errors_total{op="release",provider="vobiz"} 0`,
+		`caddy_webhook_store_errors_total{op="claim_lost",provider="vobiz"} 0`,
+		`caddy_webhook_archive_deleted_files_total{provider="vobiz",reason="retention"} 0`,
+		`caddy_webhook_archive_deleted_files_total{provider="vobiz",reason="max_size"} 0`,
+		`caddy_webhook_archive_write_errors_total{provider="vobiz"} 0`,
+	} {
+		if !strings.Contains(m, "\n"+series+"\n") {
+			t.Errorf("/metrics has no %s", series)
+		}
+	}
+}
