@@ -113,7 +113,11 @@ func (r *Redis) connection(repl *caddy.Replacer) (opts *redis.UniversalOptions, 
 			return nil, 0, "", err
 		}
 		if _, port, perr := net.SplitHostPort(x.Addrs[i]); perr != nil || port == "" {
-			return nil, 0, "", fmt.Errorf("redis address %q: want host:port", a) // the text as configured
+			shown := a // the text as configured, less what a URL's user part may hold
+			if at := strings.LastIndexByte(a, '@'); at >= 0 {
+				shown = "…" + a[at:]
+			}
+			return nil, 0, "", fmt.Errorf("redis address %q: want host:port (not a URL; the password goes in password)", shown)
 		}
 	}
 	expand("username", r.Username, &x.Username)

@@ -55,6 +55,10 @@ func TestRedisPlaceholdersFailClosed(t *testing.T) {
 		{addr + "\t\t\ttls\n\t\t\ttls_server_name {env.WEBHOOK_TEST_UNSET_SNI}", []string{"redis tls_server_name", "{env.WEBHOOK_TEST_UNSET_SNI}"}},
 		{"\t\t\taddress {env.WEBHOOK_TEST_REDIS_ADDR}\n\t\t\tpassword {unknown.placeholder}", []string{"redis password", "{unknown.placeholder}"}},
 		{"\t\t\tpassword {env.WEBHOOK_TEST_REDIS_PASSWORD}", []string{"redis: address is required"}},
+		// a URL with the password in it, written as an address: not shown
+		{"\t\t\taddress redis://default:" + secret + "@127.0.0.1:6379", []string{"want host:port", "…@127.0.0.1:6379"}},
+		// part of a literal password that looks like a placeholder: not shown
+		{"\t\t\taddress {env.WEBHOOK_TEST_REDIS_ADDR}\n\t\t\tpassword MYPASS{abc.def}TAIL", []string{"redis password (a placeholder in it)"}},
 	} {
 		t.Run(tt.block, func(t *testing.T) {
 			err := provision(t, tt.block)
@@ -66,7 +70,7 @@ func TestRedisPlaceholdersFailClosed(t *testing.T) {
 					t.Errorf("err = %v\nwant it to contain %q", err, w)
 				}
 			}
-			if strings.Contains(err.Error(), secret) || strings.Contains(err.Error(), redisSrv.Addr) {
+			if strings.Contains(err.Error(), secret) || strings.Contains(err.Error(), redisSrv.Addr) || strings.Contains(err.Error(), "abc.def") {
 				t.Errorf("the error shows an expanded value: %v", err)
 			}
 		})

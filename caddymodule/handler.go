@@ -338,10 +338,15 @@ func expand(repl *caddy.Replacer, option, value string) (string, error) {
 	}
 	v, err := repl.ReplaceOrErr(value, true, true)
 	if err != nil || v == "" {
-		// a secret's text is named only by its dotted placeholders
-		// ({env.X}): a brace in a literal secret must not show
+		// a secret is named only when it is one placeholder and nothing
+		// else ({env.X}): no part of a literal secret may show, and a
+		// brace in one would otherwise be taken for a placeholder
 		secret := strings.Contains(option, "secret") || strings.Contains(option, "password")
-		return "", fmt.Errorf("%s %s: expanded to nothing; set the variable or file, or remove the option", option, placeholders(value, secret))
+		shown := placeholders(value, secret)
+		if secret && !(strings.HasPrefix(value, "{") && strings.IndexByte(value, '}') == len(value)-1) {
+			shown = "(a placeholder in it)"
+		}
+		return "", fmt.Errorf("%s %s: expanded to nothing; set the variable or file, or remove the option", option, shown)
 	}
 	return v, nil
 }
