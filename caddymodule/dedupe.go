@@ -112,7 +112,7 @@ func (r *Redis) connection(repl *caddy.Replacer) (opts *redis.UniversalOptions, 
 		if err != nil {
 			return nil, 0, "", err
 		}
-		if _, port, perr := net.SplitHostPort(x.Addrs[i]); perr != nil || port == "" {
+		if host, port, perr := net.SplitHostPort(x.Addrs[i]); perr != nil || port == "" || strings.ContainsAny(host, "@/") {
 			shown := a // the text as configured, less what a URL's user part may hold
 			if at := strings.LastIndexByte(a, '@'); at >= 0 {
 				shown = "…" + a[at:]

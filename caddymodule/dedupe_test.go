@@ -37,6 +37,7 @@ func TestRedisPlaceholdersFailClosed(t *testing.T) {
 	t.Setenv("WEBHOOK_TEST_REDIS_PASSWORD", secret)
 	t.Setenv("WEBHOOK_TEST_REDIS_ADDR", redisSrv.Addr)
 	t.Setenv("WEBHOOK_TEST_EMPTY", "")
+	t.Setenv("WEBHOOK_TEST_REDIS_USER_ADDR", secret+"@127.0.0.1:6379")
 	addr := "\t\t\taddress {env.WEBHOOK_TEST_REDIS_ADDR}\n\t\t\tpassword {env.WEBHOOK_TEST_REDIS_PASSWORD}\n"
 	for _, tt := range []struct {
 		block string
@@ -57,6 +58,8 @@ func TestRedisPlaceholdersFailClosed(t *testing.T) {
 		{"\t\t\tpassword {env.WEBHOOK_TEST_REDIS_PASSWORD}", []string{"redis: address is required"}},
 		// a URL with the password in it, written as an address: not shown
 		{"\t\t\taddress redis://default:" + secret + "@127.0.0.1:6379", []string{"want host:port", "…@127.0.0.1:6379"}},
+		// a user part left in an address from a variable: refused, not shown
+		{"\t\t\taddress {env.WEBHOOK_TEST_REDIS_USER_ADDR}", []string{"want host:port", "{env.WEBHOOK_TEST_REDIS_USER_ADDR}"}},
 		// part of a literal password that looks like a placeholder: not shown
 		{"\t\t\taddress {env.WEBHOOK_TEST_REDIS_ADDR}\n\t\t\tpassword MYPASS{abc.def}TAIL", []string{"redis password (a placeholder in it)"}},
 	} {
