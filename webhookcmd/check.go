@@ -106,7 +106,10 @@ func parseCaptured(raw []byte) (*captured, error) {
 		return c, nil
 	}
 	if cl := req.Header.Get("Content-Length"); cl != "" {
-		if n, err := strconv.Atoi(cl); err == nil && n != len(c.body) {
+		switch n, err := strconv.Atoi(cl); {
+		case err == nil && n > 0 && len(c.body) == 0:
+			c.note = fmt.Sprintf("the capture has no body, but Content-Length says %d: the signature was checked against nothing, so this says nothing about the secret. An archive record kept without its body (rejected headers, the default) cannot be checked: set rejected body to keep them", n)
+		case err == nil && n != len(c.body):
 			c.note = fmt.Sprintf("the body is %d bytes but Content-Length says %d: was the capture trimmed or given a trailing newline?", len(c.body), n)
 		}
 	}

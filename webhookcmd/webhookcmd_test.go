@@ -276,6 +276,7 @@ func TestCheckCapturedRequests(t *testing.T) {
 		{"good, LF", capture("lf.http", h, body, false, len(body)), nil, 0, []string{"verified:"}},
 		{"body altered", capture("altered.http", h, tampered, true, len(tampered)), nil, 1, []string{"does not match", "secret is wrong, or the body"}},
 		{"trailing newline added", capture("nl.http", h, append(append([]byte{}, body...), '\n'), true, len(body)), nil, 1, []string{"does not match", fmt.Sprintf("the body is %d bytes but Content-Length says %d", len(body)+1, len(body))}},
+		{"body not kept", capture("nobody.http", h, nil, true, len(body)), nil, 1, []string{"the capture has no body", "says nothing about the secret", "rejected body"}},
 		{"no signature", capture("nosig.http", noSig, body, true, len(body)), nil, 1, []string{"missing: expected Webhook-Signature or Svix-Signature"}},
 		{"checked an hour later", capture("late.http", h, body, true, len(body)), []string{"--at", now.Add(time.Hour).Format(time.RFC3339)}, 1, []string{"too old: 55m", "beyond the 5m0s window", "try --at"}},
 		{"checked as of the capture", capture("asof.http", h, body, true, len(body)), []string{"--at", fmt.Sprint(now.Unix())}, 0, []string{"verified:"}},
