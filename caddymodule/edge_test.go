@@ -435,6 +435,7 @@ func TestUnansweredEventReleased(t *testing.T) {
 	for _, c := range []struct{ name, site string }{
 		{"a matcher skips it", "\thandle /wazera {\n" + verifier + "\t\t@never header X-Never *\n\t\treverse_proxy @never " + up.URL + "\n\t}\n"},
 		{"no handler", "\thandle /wazera {\n" + verifier + "\t}\n"},
+		{"only Early Hints", "\thandle /wazera {\n" + verifier + "\t\theader Link \"</s.css>; rel=preload\"\n\t\trespond 103\n\t\t@never header X-Never *\n\t\treverse_proxy @never " + up.URL + "\n\t}\n"},
 	} {
 		t.Run(c.name, func(t *testing.T) {
 			gateway(t, c.site+"\thandle_errors {\n\t\trespond \"{err.status_code} {err.message}\"\n\t}\n")
@@ -514,5 +515,40 @@ func TestTwoVerifiersRefused(t *testing.T) {
 	}
 	if n := up.count(e.id); n != 1 {
 		t.Errorf("the upstream got the event %d times, want 1", n)
+	}
+}
+
+// TestHandleResponseWritingNothing: a reverse_proxy whose handle_response
+// route writes nothing leaves the answer to Caddy (an empty 200). The
+// upstream's own status decides: a 2xx is delivered, committed, and the
+// retry is a duplicate; anything else is answered 502 and released, so
+// the provider's retry reaches the app again.
+func TestHandleResponseWritingNothing(t *testing.T) {
+	up := newUpstream(t)
+	var refuse atomic.Bool
+	up.status = func(int) int {
+		if refuse.Load() {
+			return 500
+		}
+		return 200
+	}
+	gateway(t, "\thandle /wazera {\n\t\twebhook_verify wazera {\n\t\t\tsecret "+secrets[verify.Wazera]+"\n\t\t}\n"+
+		"\t\treverse_proxy "+up.URL+" {\n\t\t\t@any status 2xx 5xx\n\t\t\thandle_response @any {\n\t\t\t\theader X-Seen yes\n\t\t\t}\n\t\t}\n\t}\n")
+	e := newEvent(t, verify.Wazera, "message.read")
+	if status, _, body := send(t, e); status != 200 || strings.Contains(body, "duplicate") {
+		t.Errorf("accepted by the app: %d %q, want Caddy's 200", status, body)
+	}
+	if status, _, body := send(t, e); status != 200 || !strings.Contains(body, "duplicate") {
+		t.Errorf("the retry: %d %q, want the duplicate (committed)", status, body)
+	}
+	refuse.Store(true)
+	f := newEvent(t, verify.Wazera, "message.read")
+	for attempt := range 2 {
+		if status, _, body := send(t, f); status != 502 {
+			t.Errorf("refused by the app, attempt %d: %d %q, want 502", attempt+1, status, body)
+		}
+	}
+	if n, m := up.count(e.id), up.count(f.id); n != 1 || m != 2 {
+		t.Errorf("the app got the accepted event %d times (want 1) and the refused one %d (want 2: released)", n, m)
 	}
 }

@@ -594,16 +594,31 @@ func (h *Handler) deliver(w http.ResponseWriter, r *http.Request, next caddyhttp
 		// alone it is one write(2) to the page cache
 		http.NewResponseController(w).Flush()
 	}
-	if status == 0 && err == nil {
-		// nothing after webhook_verify answered: a reverse_proxy whose
-		// matcher skipped the event, or none at all. Caddy would answer an
-		// empty 200, which the provider takes as delivered, and the event
-		// would be committed and lost. It is released and answered 500,
-		// so the provider retries and the layout shows in the log.
-		status = http.StatusInternalServerError
-		err = caddyhttp.Error(status, errNotForwarded)
-		h.logger.Error("verified event not forwarded: no handler after webhook_verify answered it; give the route a reverse_proxy that every verified event reaches",
-			zap.String("event_id", eventID), zap.String("provider", h.verifier.Name()))
+	if status < 200 && err == nil {
+		// nothing after webhook_verify gave a final answer (a 1xx such as
+		// Early Hints is not one). Caddy would answer an empty 200, which
+		// the provider takes as delivered.
+		repl := r.Context().Value(caddy.ReplacerCtxKey).(*caddy.Replacer)
+		up, answered := repl.Get("http.reverse_proxy.status_code")
+		code, _ := up.(int)
+		switch {
+		case answered && code >= 200 && code < 300:
+			// the app accepted it, and a handle_response route wrote
+			// nothing: the empty 200 is true, the event is committed
+			status = code
+		case answered:
+			// the app refused it: the provider must retry
+			status = http.StatusBadGateway
+			err = caddyhttp.Error(status, fmt.Errorf("the upstream answered %d, and no handler answered the provider", code))
+		default:
+			// a reverse_proxy whose matcher skipped the event, or none:
+			// released and answered 500, so the provider retries and the
+			// layout shows in the log
+			status = http.StatusInternalServerError
+			err = caddyhttp.Error(status, errNotForwarded)
+			h.logger.Error("verified event not forwarded: no handler after webhook_verify answered it; give the route a reverse_proxy that every verified event reaches",
+				zap.String("event_id", eventID), zap.String("provider", h.verifier.Name()))
+		}
 	}
 	// a 2xx that was written counts as accepted even if copying the
 	// response back failed afterwards: the upstream has the event
