@@ -11,6 +11,7 @@ import (
 	"fmt"
 	"net"
 	"os"
+	"strconv"
 	"strings"
 	"time"
 
@@ -112,12 +113,13 @@ func (r *Redis) connection(repl *caddy.Replacer) (opts *redis.UniversalOptions, 
 		if err != nil {
 			return nil, 0, "", err
 		}
-		if host, port, perr := net.SplitHostPort(x.Addrs[i]); perr != nil || port == "" || strings.ContainsAny(host, "@/") {
-			shown := a // the text as configured, less what a URL's user part may hold
-			if at := strings.LastIndexByte(a, '@'); at >= 0 {
-				shown = "…" + a[at:]
+		if !hostPort(x.Addrs[i]) {
+			// the text as configured, unless it may hold a password (a
+			// URL's user part or query): then not at all
+			if strings.ContainsAny(a, "@/?#") {
+				return nil, 0, "", fmt.Errorf("redis address %d: want host:port, not a URL (the text is not shown: it may hold a password, which goes in password)", i+1)
 			}
-			return nil, 0, "", fmt.Errorf("redis address %q: want host:port (not a URL; the password goes in password)", shown)
+			return nil, 0, "", fmt.Errorf("redis address %q: want host:port", a)
 		}
 	}
 	expand("username", r.Username, &x.Username)
@@ -203,6 +205,17 @@ func (r *Redis) connection(repl *caddy.Replacer) (opts *redis.UniversalOptions, 
 func RedisClientOptions(r *Redis) (*redis.UniversalOptions, error) {
 	opts, _, _, err := r.connection(caddy.NewReplacer())
 	return opts, err
+}
+
+// hostPort reports whether s is host:port with a numeric port and a host
+// that holds nothing a URL would (a user part, a path, a query).
+func hostPort(s string) bool {
+	host, port, err := net.SplitHostPort(s)
+	if err != nil || strings.ContainsAny(host, "@/?#") {
+		return false
+	}
+	n, err := strconv.Atoi(port)
+	return err == nil && n > 0 && n < 65536 && port[0] != '+'
 }
 
 // stores shares dedupe state across routes and config reloads: one memory

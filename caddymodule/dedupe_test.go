@@ -57,7 +57,11 @@ func TestRedisPlaceholdersFailClosed(t *testing.T) {
 		{"\t\t\taddress {env.WEBHOOK_TEST_REDIS_ADDR}\n\t\t\tpassword {unknown.placeholder}", []string{"redis password", "{unknown.placeholder}"}},
 		{"\t\t\tpassword {env.WEBHOOK_TEST_REDIS_PASSWORD}", []string{"redis: address is required"}},
 		// a URL with the password in it, written as an address: not shown
-		{"\t\t\taddress redis://default:" + secret + "@127.0.0.1:6379", []string{"want host:port", "…@127.0.0.1:6379"}},
+		{"\t\t\taddress redis://default:" + secret + "@127.0.0.1:6379", []string{"want host:port, not a URL"}},
+		{"\t\t\taddress :" + secret + "@127.0.0.1", []string{"want host:port, not a URL"}},
+		{"\t\t\taddress 127.0.0.1:6379?password=" + secret, []string{"want host:port, not a URL"}},
+		{"\t\t\taddress 127.0.0.1:6379/" + secret, []string{"want host:port, not a URL"}},
+		{"\t\t\taddress 127.0.0.1:sixty", []string{`redis address "127.0.0.1:sixty": want host:port`}},
 		// a user part left in an address from a variable: refused, not shown
 		{"\t\t\taddress {env.WEBHOOK_TEST_REDIS_USER_ADDR}", []string{"want host:port", "{env.WEBHOOK_TEST_REDIS_USER_ADDR}"}},
 		// part of a literal password that looks like a placeholder: not shown
