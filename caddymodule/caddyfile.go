@@ -34,6 +34,7 @@ func parseDirective(h httpcaddyfile.Helper) ([]httpcaddyfile.ConfigValue, error)
 		return nil, err
 	}
 	if matcherSet != nil {
+		h.Next() // back on the directive's own token, for the error's file and line
 		return nil, h.Errf("webhook_verify takes no matcher: a request the matcher skips would reach the handlers after it unverified. Put the verifier inside the block that serves the path, with a catch-all beside it: handle /wazera { webhook_verify wazera { ... } reverse_proxy ... } handle { error 404 }")
 	}
 	m, err := parseCaddyfile(h)

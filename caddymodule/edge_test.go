@@ -479,6 +479,8 @@ func TestMatcherRefused(t *testing.T) {
 	} {
 		if _, err := adapt(t, "http://localhost {\n"+site+"}\n"); err == nil || !strings.Contains(err.Error(), "webhook_verify takes no matcher") {
 			t.Errorf("adapted, or another error (%v):\n%s", err, site)
+		} else if strings.Contains(err.Error(), ":0") {
+			t.Errorf("the error names no line: %v", err)
 		}
 	}
 	// without a matcher, the same site adapts
