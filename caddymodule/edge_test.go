@@ -291,12 +291,7 @@ func TestPanicReleasesClaim(t *testing.T) {
 						t.Fatalf("the panicking attempt answered %d", resp.StatusCode)
 					}
 				}
-				if status, _, body := send(t, e); status != 200 || strings.Contains(body, "duplicate") {
-					t.Fatalf("retry after the panic: %d %q, want forwarded", status, body)
-				}
-				if n := up.count(e.id); n != 1 {
-					t.Errorf("upstream got the event %d times, want 1", n)
-				}
+				forwardedOnce(t, up, e, "retry after the panic")
 			})
 		}
 	}
@@ -455,12 +450,7 @@ func TestUnansweredEventReleased(t *testing.T) {
 		t.Fatalf("the upstream got the event %d times", n)
 	}
 	gateway(t, "\thandle /wazera {\n"+verifier+"\t\treverse_proxy "+up.URL+"\n\t}\n")
-	if status, _, body := send(t, e); status != 200 || strings.Contains(body, "duplicate") {
-		t.Errorf("after the layout is mended: %d %q, want forwarded", status, body)
-	}
-	if n := up.count(e.id); n != 1 {
-		t.Errorf("the upstream got the event %d times, want 1", n)
-	}
+	forwardedOnce(t, up, e, "after the layout is mended")
 }
 
 // TestMatcherRefused: webhook_verify takes no matcher. With one, a request
@@ -512,12 +502,7 @@ func TestTwoVerifiersRefused(t *testing.T) {
 		t.Error("no error logged")
 	}
 	gateway(t, "\thandle /wazera {\n"+verifier+"\t\treverse_proxy "+up.URL+"\n\t}\n")
-	if status, _, body := send(t, e); status != 200 || strings.Contains(body, "duplicate") {
-		t.Errorf("after the layout is mended: %d %q, want forwarded", status, body)
-	}
-	if n := up.count(e.id); n != 1 {
-		t.Errorf("the upstream got the event %d times, want 1", n)
-	}
+	forwardedOnce(t, up, e, "after the layout is mended")
 }
 
 // TestHandleResponseWritingNothing: a reverse_proxy whose handle_response
@@ -552,5 +537,17 @@ func TestHandleResponseWritingNothing(t *testing.T) {
 	}
 	if n, m := up.count(e.id), up.count(f.id); n != 1 || m != 2 {
 		t.Errorf("the app got the accepted event %d times (want 1) and the refused one %d (want 2: released)", n, m)
+	}
+}
+
+// forwardedOnce sends e and checks that it was forwarded, not answered as
+// a duplicate, and that the upstream now has it exactly once.
+func forwardedOnce(t *testing.T, up *upstream, e event, when string) {
+	t.Helper()
+	if status, _, body := send(t, e); status != 200 || strings.Contains(body, "duplicate") {
+		t.Errorf("%s: %d %q, want forwarded", when, status, body)
+	}
+	if n := up.count(e.id); n != 1 {
+		t.Errorf("%s: the upstream got the event %d times, want 1", when, n)
 	}
 }
