@@ -133,10 +133,26 @@ func replayRedis(cmd *cobra.Command) (*redis.UniversalOptions, error) {
 	}
 	opts, err := caddymodule.RedisClientOptions(&r)
 	if err != nil {
-		return nil, fmt.Errorf("--redis: %w", err)
+		// the gateway's own check, which names the redis block's options:
+		// named here as the flags that set them
+		return nil, errors.New(redisFlagNames.Replace(err.Error()))
 	}
 	return opts, nil
 }
+
+var redisFlagNames = strings.NewReplacer(
+	"redis address", "--redis",
+	"redis: ", "--redis: ",
+	"which goes in password", "which goes in the variable --redis-password-env names",
+	"cluster and master_name", "--redis-cluster and --redis-master-name",
+	"sentinel_username and sentinel_password need master_name", "--redis-sentinel-password-env needs --redis-master-name",
+	"db must be 0 with Redis Cluster", "--redis-db must be 0 with a Redis Cluster",
+	"tls_* options need tls", "--redis-tls-ca and --redis-tls-server-name need --redis-tls",
+	"redis tls_ca_file", "--redis-tls-ca",
+	"redis tls_server_name", "--redis-tls-server-name",
+	"redis username", "--redis-username",
+	"redis master_name", "--redis-master-name",
+)
 
 var envName = regexp.MustCompile(`^[A-Za-z_][A-Za-z0-9_]*$`)
 

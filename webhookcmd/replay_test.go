@@ -435,7 +435,9 @@ func TestReplayRedisAuthAndCluster(t *testing.T) {
 		{[]string{"--redis", srv.Addr, "--redis-password-env", "WEBHOOK_TEST_UNSET"}, "no environment variable of that name is set"},
 		{[]string{"--redis", srv.Addr, "--redis-password-env", password}, "give the name of an environment variable"},
 		{[]string{"--redis-password-env", "WEBHOOK_TEST_REDIS_PW", "--redis-db", "1"}, "--redis-password-env, --redis-db: needs --redis"},
-		{[]string{"--redis", srv.Addr + "," + srv.Addr, "--redis-master-name", "m", "--redis-cluster"}, "cluster and master_name exclude each other"},
+		{[]string{"--redis", srv.Addr + "," + srv.Addr, "--redis-master-name", "m", "--redis-cluster"}, "--redis-cluster and --redis-master-name exclude each other"},
+		{[]string{"--redis", srv.Addr, "--redis-tls-ca", "/etc/ssl/certs/ca-certificates.crt"}, "--redis-tls-ca and --redis-tls-server-name need --redis-tls"},
+		{[]string{"--redis", "127.0.0.1:6379?password=" + password}, "--redis 1: want host:port, not a URL"},
 	} {
 		out, stderr, code := replay(t, dir, append([]string{"--to", up.URL}, tc.args...)...)
 		if code != 1 || !strings.Contains(stderr, tc.want) || len(up.ids()) != 0 {
