@@ -242,8 +242,6 @@ func (h *Handler) Provision(ctx caddy.Context) error {
 		for _, op := range []string{"claim", "commit", "release", "claim_lost"} {
 			h.metrics.storeErrs.WithLabelValues(h.verifier.Name(), op)
 		}
-	}
-	if h.store != nil {
 		h.namespace, h.secretSet = h.poolKey+"|"+h.Dedupe.KeyPrefix+h.verifier.Name(), fingerprint(secrets)
 		if shared := namespaces.add(h.namespace, h.secretSet); shared {
 			h.logger.Warn("routes with different secrets share one dedupe namespace: an event id that one of them verifies is answered as a duplicate on the other; give each its own key_prefix (after a reload that changed the secrets, this shows once)",
