@@ -351,18 +351,7 @@ func TestRawFormat(t *testing.T) {
 func TestRedisStoreErrors(t *testing.T) {
 	up := newUpstream(t)
 	site := func(mode string) string {
-		return fmt.Sprintf(`	handle /zavu {
-		webhook_verify zavu {
-			secret %s
-			on_store_error %s
-			dedupe redis {
-				address %s
-				key_prefix e2e-%d:
-				timeout 300ms
-			}
-		}
-		reverse_proxy %s
-	}`, secrets[verify.Zavu], mode, redisSrv.Addr, time.Now().UnixNano(), up.URL)
+		return zavuRedisRoute("e2e", "300ms", "\t\t\ton_store_error "+mode+"\n", up.URL)
 	}
 	for _, mode := range []string{"open", "closed"} {
 		t.Run(mode, func(t *testing.T) {
@@ -770,17 +759,7 @@ func TestRedisSettleDoesNotHoldTheAnswer(t *testing.T) {
 		w.WriteHeader(http.StatusOK)
 	}))
 	defer up.Close()
-	gateway(t, fmt.Sprintf(`	handle /zavu {
-		webhook_verify zavu {
-			secret %s
-			dedupe redis {
-				address %s
-				key_prefix settle-%d:
-				timeout 5s
-			}
-		}
-		reverse_proxy %s
-	}`, secrets[verify.Zavu], redisSrv.Addr, time.Now().UnixNano(), up.URL))
+	gateway(t, zavuRedisRoute("settle", "5s", "", up.URL))
 	e := newEvent(t, verify.Zavu, "message.delivered")
 	start := time.Now()
 	status, _, _ := send(t, e)

@@ -296,3 +296,21 @@ func logged(t *testing.T, match func(entry map[string]any) bool) bool {
 	}
 	return false
 }
+
+// zavuRedisRoute is the site body the Redis end-to-end tests share:
+// /zavu verified with Redis dedupe under a key prefix of its own (prefix
+// and a unique suffix) and the store timeout given, with extra options
+// (whole lines, such as on_store_error), forwarded to upstream.
+func zavuRedisRoute(prefix, timeout, extra, upstream string) string {
+	return fmt.Sprintf(`	handle /zavu {
+		webhook_verify zavu {
+			secret %s
+%s			dedupe redis {
+				address %s
+				key_prefix %s-%d:
+				timeout %s
+			}
+		}
+		reverse_proxy %s
+	}`, secrets[verify.Zavu], extra, redisSrv.Addr, prefix, time.Now().UnixNano(), timeout, upstream)
+}

@@ -256,18 +256,7 @@ func TestDashboardMetricsExist(t *testing.T) {
 		}
 		return 200
 	}
-	gateway(t, fmt.Sprintf(`
-	handle /zavu {
-		webhook_verify zavu {
-			secret %s
-			dedupe redis {
-				address %s
-				key_prefix dash-%d:
-				timeout 200ms
-			}
-		}
-		reverse_proxy %s
-	}`, secrets[verify.Zavu], redisSrv.Addr, time.Now().UnixNano(), up.URL))
+	gateway(t, zavuRedisRoute("dash", "200ms", "", up.URL))
 	e := newEvent(t, verify.Zavu, "message.queued")
 	send(t, e)                                                                         // verified, 2xx
 	send(t, newEvent(t, verify.Zavu, "message.sent"))                                  // verified, 503
