@@ -339,8 +339,17 @@ func pinnedRow(g *caddyProc, upstream, redisAddr, dd, format, body string, c int
 		runRound(g, src, "bare", c, 0, *perRound/4)
 		runRound(g, src, "gw", c, 0, *perRound/4)
 	}
-	var a, b, ca, da result
-	var tput, cpu, atput, acpu, dtput, dcpu []float64
+	var a, b result
+	var tput, cpu []float64
+	// the optional routes, each measured in every round against the bare
+	// route (A) or the gateway (B)
+	var extras []*extraRoute
+	if *archived {
+		extras = append(extras, &extraRoute{route: "gwa", label: "archive", letter: "C", base: "B"})
+	}
+	if *buffered {
+		extras = append(extras, &extraRoute{route: "buffered", label: "buffered", letter: "D", base: "A"})
+	}
 	ratio := func(x, y result) (float64, float64) {
 		return x.rps() / y.rps(), (x.cpu / float64(x.requests)) / (y.cpu / float64(y.requests))
 	}
@@ -351,26 +360,16 @@ func pinnedRow(g *caddyProc, upstream, redisAddr, dd, format, body string, c int
 		b.add(rb)
 		t, u := ratio(rb, ra)
 		tput, cpu = append(tput, t), append(cpu, u)
-		if *archived {
-			rc := runRound(g, src, "gwa", c, 0, *perRound)
-			ca.add(rc)
-			t, u := ratio(rc, rb)
-			atput, acpu = append(atput, t), append(acpu, u)
+		for _, x := range extras {
+			r := runRound(g, src, x.route, c, 0, *perRound)
+			x.sum.add(r)
+			against := ra
+			if x.base == "B" {
+				against = rb
+			}
+			t, u := ratio(r, against)
+			x.tput, x.cpu = append(x.tput, t), append(x.cpu, u)
 		}
-		if *buffered {
-			rd := runRound(g, src, "buffered", c, 0, *perRound)
-			da.add(rd)
-			t, u := ratio(rd, ra)
-			dtput, dcpu = append(dtput, t), append(dcpu, u)
-		}
-	}
-	if *buffered {
-		defer fmt.Printf("| %s | %s | %s | %d | buffered: **D/A %.3f** (%s) | **D/A %.3f** (%s) | p50 D %.2f | p99 D %.2f | | req/s D %.0f | | | %d |\n",
-			dd, format, body, c, median(dtput), spread(dtput), median(dcpu), spread(dcpu), da.pct(.50), da.pct(.99), da.rps(), da.errors)
-	}
-	if *archived {
-		defer fmt.Printf("| %s | %s | %s | %d | archive: **C/B %.3f** (%s) | **C/B %.3f** (%s) | p50 C %.2f | p99 C %.2f | | req/s C %.0f | | | %d |\n",
-			dd, format, body, c, median(atput), spread(atput), median(acpu), spread(acpu), ca.pct(.50), ca.pct(.99), ca.rps(), ca.errors)
 	}
 	if *profile != "" {
 		profileGateway(g, src, c, dd)
@@ -381,13 +380,26 @@ func pinnedRow(g *caddyProc, upstream, redisAddr, dd, format, body string, c int
 		a.pct(.50), b.pct(.50), a.pct(.99), b.pct(.99), b.pct(.99)/a.pct(.99),
 		a.rps(), b.rps(), perReq(a, a.cpu), perReq(b, b.cpu), perReq(b, b.redisCPU), a.errors, b.errors)
 	calls := fmt.Sprintf("Caddy's read / write system calls per request (%s): A %s, B %s", dd, a.calls(), b.calls())
-	if *archived {
-		calls += ", C " + ca.calls()
-	}
-	if *buffered {
-		calls += ", D " + da.calls()
+	for _, x := range extras {
+		calls += ", " + x.letter + " " + x.sum.calls()
 	}
 	fmt.Fprintln(os.Stderr, calls)
+	for _, x := range extras {
+		r := x.letter + "/" + x.base
+		fmt.Printf("| %s | %s | %s | %d | %s: **%s %.3f** (%s) | **%s %.3f** (%s) | p50 %s %.2f | p99 %s %.2f | | req/s %s %.0f | | | %d |\n",
+			dd, format, body, c, x.label, r, median(x.tput), spread(x.tput), r, median(x.cpu), spread(x.cpu),
+			x.letter, x.sum.pct(.50), x.letter, x.sum.pct(.99), x.letter, x.sum.rps(), x.sum.errors)
+	}
+}
+
+// extraRoute is a route of the pinned method beyond A and B (C, the
+// archive; D, a bare proxy with request_buffers), with its results and
+// its per-round ratios to its base route.
+type extraRoute struct {
+	route, label string // its name in loadRoutes, and in its row
+	letter, base string // its letter, and its base's: "A" or "B"
+	sum          result
+	tput, cpu    []float64
 }
 
 // profileGateway writes CPU and allocation profiles of Caddy taken while
